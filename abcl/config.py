@@ -1,0 +1,210 @@
+"""Configuration: the workflow config (validated against a JSON schema) and typed run configs."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, fields
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from abcl import ABCLError
+from abcl.records import config_hash
+
+
+class ConfigError(ABCLError):
+    """The configuration has a bad value; the message names the key."""
+
+
+class Loss(str, Enum):
+    SCE = "sce"
+    COS_SCE = "cos_sce"
+    COSFACE = "cosface"
+    HT_SCE = "ht_sce"
+
+
+class Arch(str, Enum):
+    SMALL = "small"
+    ALEXNET = "alexnet"
+
+
+def parse_enum(enum: type[Enum], value: str, what: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum)
+        raise ConfigError(f"unknown {what} '{value}'; choose one of {allowed}") from None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines one trained model; its hash names the result."""
+
+    loss: str = "sce"
+    s: float = 0.0  # scale of the cosine logits (unused by sce)
+    m: float = 0.0  # additive cosine margin, training loss only
+    k1: float = 0.0  # weight of the intra-class term L_I
+    k2: float = 0.0  # weight of the inter-class term L_O
+    seed: int = 0
+    dataset: str = "mnist5k"
+    arch: str = "small"
+    epochs: int = 4
+    batch_size: int = 128
+    lr: float = 2e-3
+    optimizer: str = "adam"
+    schedule: str = "onecycle"
+    weight_decay: float = 0.0
+    dropout: float = 0.5
+    ab_warmup_epochs: float = 1.0
+
+    def __post_init__(self) -> None:
+        parse_enum(Loss, self.loss, "loss")
+        parse_enum(Arch, self.arch, "arch")
+        for name in ("s", "m", "k1", "k2", "lr", "weight_decay", "dropout", "ab_warmup_epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.loss != Loss.SCE.value and self.s <= 0:
+            raise ConfigError(f"s must be > 0 for loss '{self.loss}', got {self.s!r}")
+        for name in ("epochs", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.to_dict())
+
+    def describe(self) -> str:
+        return (f"loss={self.loss} s={self.s:g} m={self.m:g} k1={self.k1:g} k2={self.k2:g} "
+                f"seed={self.seed} arch={self.arch} dataset={self.dataset}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One white-box untargeted attack at one budget, on the model's inference logits."""
+
+    name: str  # fgsm | bim
+    norm: str  # linf | l2
+    eps: float
+    steps: int = 1
+    alpha_factor: float = 2.5
+    kurakin_schedule: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}_{self.norm}"
+
+    @property
+    def alpha(self) -> float:
+        return self.eps if self.name == "fgsm" else self.alpha_factor * self.eps / self.steps
+
+
+ATTACK_KINDS = ("fgsm_linf", "bim_linf", "fgsm_l2", "bim_l2")
+
+
+def attack_specs(attacks: dict[str, Any]) -> list[AttackSpec]:
+    """Expand the config's ``attacks`` section into one spec per (attack, budget)."""
+    specs = []
+    for kind, options in attacks.items():
+        if kind not in ATTACK_KINDS:
+            raise ConfigError(f"attacks: unknown attack '{kind}'; choose from {', '.join(ATTACK_KINDS)}")
+        name, norm = kind.split("_")
+        for eps in options["eps"]:
+            specs.append(AttackSpec(
+                name, norm, float(eps),
+                steps=int(options.get("steps", 1)),
+                alpha_factor=float(options.get("alpha_factor", 2.5)),
+                kurakin_schedule=bool(options.get("kurakin_schedule", False)),
+            ))
+    return specs
+
+
+# ---------------------------------------------------------------- workflow config
+def schema() -> dict[str, Any]:
+    text = resources.files("abcl").joinpath("schemas/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _fill_defaults(instance: Any, node: dict[str, Any], root: dict[str, Any]) -> None:
+    if "$ref" in node:
+        node = root["definitions"][node["$ref"].rsplit("/", 1)[-1]]
+    if not isinstance(instance, dict):
+        return
+    for key, sub in node.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub, root)
+
+
+def _one_line(error: Any) -> str:
+    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        return f"config error at '{where}': {error.message} (allowed: {', '.join(sorted(error.schema['properties']))})"
+    if error.validator == "enum":
+        allowed = ", ".join(str(v) for v in error.validator_value)
+        return f"config error at '{where}': {error.instance!r} is not one of: {allowed}"
+    return f"config error at '{where}': {error.message}"
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Check ``config`` against the schema; return a copy with defaults filled in.
+
+    Raises ConfigError with one line naming the first offending key.
+    """
+    import jsonschema
+
+    spec = schema()
+    validator = jsonschema.Draft202012Validator(spec)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        raise ConfigError(_one_line(errors[0]))
+    filled = copy.deepcopy(config)
+    _fill_defaults(filled, spec, spec)
+    if filled["dataset"] == "mnist5k" and (filled.get("data_source") or filled.get("download")):
+        raise ConfigError("config error at 'dataset': mnist5k is embedded; data_source and download must be null")
+    if filled["dataset"] == "mnist" and not (filled.get("data_source") or filled.get("download")):
+        raise ConfigError("config error at 'data_source': full MNIST needs data_source (a folder of IDX files) "
+                          "or download: npm | torchvision")
+    return filled
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of keys to values")
+    return validate_config(raw)
+
+
+def train_config(config: dict[str, Any], loss: str, seed: int, s: float | None = None,
+                 k1: float = 0.0, k2: float = 0.0) -> TrainConfig:
+    """The TrainConfig of one model of the workflow: loss defaults from ``config``, overrides given."""
+    loss = parse_enum(Loss, loss, "loss").value
+    params = dict(config["losses"].get(loss, {}))
+    if s is not None:
+        params["s"] = s
+    train = {k: v for k, v in config["train"].items() if k not in ("device", "threads")}
+    return TrainConfig(loss=loss, s=float(params.get("s", 0.0)), m=float(params.get("m", 0.0)),
+                       k1=float(k1), k2=float(k2), seed=int(seed), dataset=config["dataset"], **train)
+

@@ -1,0 +1,185 @@
+"""Training: whole splits resident on the device, seeded, resumable, one JSON record per model."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from abcl import ABCLError
+from abcl.config import TrainConfig
+from abcl.data import Dataset
+from abcl.losses import build_loss
+from abcl.models import ABCLNet, build_model
+from abcl.records import atomic_path, library_versions, write_json
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+RECORD = "train.json"
+
+
+class TrainingDiverged(ABCLError):
+    """The loss became NaN or infinite."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ABCLError("device 'cuda' requested but no CUDA GPU is visible; use device: auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def as_float_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels 0..255 -> float pixels in [0,1]."""
+    return images.float().div_(255.0)
+
+
+def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                               weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int):
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def _ab_ramp(cfg: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """Linear warm-up of k1 and k2 from 0 over ``ab_warmup_epochs`` (their terms dwarf L_B at init)."""
+    if cfg.ab_warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, (epoch + step / steps_per_epoch) / cfg.ab_warmup_epochs)
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    state = {"shuffle": generator.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
+    generator.set_state(state["shuffle"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str = "auto",
+                progress: bool = True) -> dict[str, Any]:
+    """Train one model; write ``model.pt`` and ``train.json`` into ``out_dir``; return the record.
+
+    A ``checkpoint.pt`` written after every epoch lets a killed job resume where it stopped.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    seed_everything(cfg.seed)
+    torch.backends.cudnn.benchmark = dev.type == "cuda"
+    data = dataset.to(dev)
+    model = build_model(cfg).to(dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    loss_fn = build_loss(cfg)
+    n_train = len(data.train_y)
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    optimizer = _optimizer(cfg, model)
+    scheduler = _scheduler(cfg, optimizer, cfg.epochs * steps_per_epoch)
+    shuffle = torch.Generator(device=dev).manual_seed(cfg.seed)
+
+    start_epoch, history, elapsed_before = 0, [], 0.0
+    checkpoint_path = out_dir / CHECKPOINT
+    if checkpoint_path.exists():
+        ckpt = torch.load(checkpoint_path, map_location=dev, weights_only=True)
+        if ckpt["config_hash"] == cfg.hash:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            _restore_rng(ckpt["rng"], shuffle)
+            start_epoch, history, elapsed_before = ckpt["epoch"], ckpt["history"], ckpt["elapsed_s"]
+
+    started = time.perf_counter()
+    bar = tqdm(range(start_epoch, cfg.epochs), desc=f"train {cfg.loss} seed {cfg.seed}", disable=not progress,
+               initial=start_epoch, total=cfg.epochs, mininterval=1.0)
+    for epoch in bar:
+        model.train()
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        order = torch.randperm(n_train, device=dev, generator=shuffle)
+        for step in range(steps_per_epoch):
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            images, labels = as_float_images(data.train_x[idx]), data.train_y[idx]
+            if dev.type == "cuda":
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                out = model.head_output(images)
+                loss = loss_fn(out, labels, ramp=_ab_ramp(cfg, epoch, step, steps_per_epoch))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach() * len(labels)
+            correct += (out.logits.detach().argmax(1) == labels).sum()
+        epoch_loss, epoch_acc = loss_sum.item() / n_train, correct.item() / n_train  # one sync per epoch
+        if not math.isfinite(epoch_loss):
+            raise TrainingDiverged(f"non-finite training loss ({epoch_loss}) in epoch {epoch + 1} of {cfg.describe()}")
+        history.append({"epoch": epoch + 1, "loss": epoch_loss, "accuracy": epoch_acc})
+        bar.set_postfix(loss=f"{epoch_loss:.4f}", acc=f"{epoch_acc:.4f}")
+        with atomic_path(checkpoint_path) as part:
+            torch.save({"config_hash": cfg.hash, "epoch": epoch + 1, "history": history,
+                        "elapsed_s": elapsed_before + time.perf_counter() - started,
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "rng": _rng_state(shuffle)}, part)
+
+    record = {
+        "config": cfg.to_dict(), "config_hash": cfg.hash, "seed": cfg.seed,
+        "versions": library_versions(), "device": device_name(dev),
+        "wall_time_s": elapsed_before + time.perf_counter() - started,
+        "resumed_from_epoch": start_epoch, "history": history,
+        "final_train_loss": history[-1]["loss"], "final_train_accuracy": history[-1]["accuracy"],
+    }
+    save_model(model, cfg, out_dir / MODEL)
+    write_json(out_dir / RECORD, record)
+    checkpoint_path.unlink(missing_ok=True)
+    return record
+
+
+def device_name(dev: torch.device) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+
+
+def save_model(model: ABCLNet, cfg: TrainConfig, path: str | Path) -> None:
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as part:
+        torch.save({"config": cfg.to_dict(), "state_dict": state}, part)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[ABCLNet, TrainConfig]:
+    """A trained model in eval mode and the config that made it (safe: weights_only)."""
+    path = Path(path)
+    if not path.exists():
+        raise ABCLError(f"{path}: model not found; train it first")
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:
+        raise ABCLError(f"{path}: not a readable model checkpoint ({type(err).__name__})") from None
+    cfg = TrainConfig.from_dict(blob["config"])
+    model = build_model(cfg).to(device)
+    model.load_state_dict(blob["state_dict"])
+    return model.eval(), cfg
