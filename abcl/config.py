@@ -204,7 +204,45 @@ def train_config(config: dict[str, Any], loss: str, seed: int, s: float | None =
     params = dict(config["losses"].get(loss, {}))
     if s is not None:
         params["s"] = s
-    train = {k: v for k, v in config["train"].items() if k not in ("device", "threads")}
+    train = {k: v for k, v in config["train"].items() if k not in ("device", "threads", "gpu")}
     return TrainConfig(loss=loss, s=float(params.get("s", 0.0)), m=float(params.get("m", 0.0)),
                        k1=float(k1), k2=float(k2), seed=int(seed), dataset=config["dataset"], **train)
 
+
+
+# ---------------------------------------------------------------- which models each output needs
+MODEL_COLUMNS = ("loss", "s", "m", "k1", "k2", "seed")
+
+
+def _model(config: dict[str, Any], loss: str, seed: int, s: float | None = None,
+           k1: float = 0.0, k2: float = 0.0) -> dict[str, str]:
+    cfg = train_config(config, loss, seed, s=s, k1=k1, k2=k2)
+    return {"loss": cfg.loss, "s": f"{cfg.s:g}", "m": f"{cfg.m:g}", "k1": f"{cfg.k1:g}",
+            "k2": f"{cfg.k2:g}", "seed": str(cfg.seed)}
+
+
+def comparison_models(config: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """The four models of Fig. 3 and the table, by display name, one entry per seed."""
+    ab = config["abcl"]
+    return {
+        "SCE": [_model(config, "sce", seed) for seed in config["seeds"]],
+        "CosFace": [_model(config, "cosface", seed) for seed in config["seeds"]],
+        "HT-SCE": [_model(config, "ht_sce", seed) for seed in config["seeds"]],
+        "ABCL": [_model(config, "ht_sce", seed, k1=ab["k1"], k2=ab["k2"]) for seed in config["seeds"]],
+    }
+
+
+def figure_models(config: dict[str, Any], figure: str) -> list[dict[str, str]]:
+    """Every model (as path-ready strings) that ``figure`` (fig1, fig2, fig3, table) needs."""
+    seeds, grids = config["seeds"], config["grids"]
+    if figure == "fig1":
+        return [_model(config, "ht_sce", seed, k1=k1, k2=k2)
+                for k1 in grids["fig1_k1"] for k2 in grids["fig1_k2"] for seed in seeds]
+    if figure == "fig2":
+        return [_model(config, "cos_sce", seed, s=s) for s in grids["fig2_s"] for seed in seeds]
+    models = comparison_models(config)
+    if figure == "fig3":  # t-SNE of the first seed's SCE, CosFace and ABCL models
+        return [models[name][0] for name in ("SCE", "CosFace", "ABCL")]
+    if figure == "table":
+        return [m for runs in models.values() for m in runs]
+    raise ConfigError(f"unknown figure '{figure}'; choose fig1, fig2, fig3 or table")

@@ -1,0 +1,5 @@
+import sys
+
+from abcl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""t-SNE of the latent features, one embedding per model, and class-separability scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.manifold import TSNE
+from sklearn.metrics import silhouette_score
+from sklearn.model_selection import cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+
+from abcl.records import atomic_path
+
+
+def load_features(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as blob:
+        return {key: blob[key] for key in blob.files}
+
+
+def tsne_embedding(features: np.ndarray, perplexity: float = 30.0, seed: int = 0, threads: int = 1) -> np.ndarray:
+    """2-D t-SNE of all sets of one model at once, so its panels share one map."""
+    perplexity = min(perplexity, (len(features) - 1) / 3)
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+                n_jobs=threads).fit_transform(features.astype(np.float64))
+
+
+def embed_features(arrays: dict[str, np.ndarray], perplexity: float = 30.0, seed: int = 0,
+                   threads: int = 1) -> pd.DataFrame:
+    xy = tsne_embedding(arrays["features"], perplexity, seed, threads)
+    return pd.DataFrame({
+        "set": arrays["set"], "label": arrays["labels"], "predicted": arrays["predicted"],
+        "tsne_x": xy[:, 0], "tsne_y": xy[:, 1],
+        "loss": str(arrays["loss"]), "config_hash": str(arrays["config_hash"]),
+    })
+
+
+def separability(arrays: dict[str, np.ndarray], embedding: pd.DataFrame, k: int = 5) -> pd.DataFrame:
+    """Per set: silhouette of the 10-dim latent features by true class, and k-NN accuracy
+    (5-fold cross-validated) of the true class from the 2-D t-SNE coordinates."""
+    rows = []
+    for name in dict.fromkeys(arrays["set"]):
+        mask = arrays["set"] == name
+        labels = arrays["labels"][mask]
+        xy = embedding.loc[mask, ["tsne_x", "tsne_y"]].to_numpy()
+        folds = min(5, int(np.bincount(labels).min()))
+        knn = cross_val_score(KNeighborsClassifier(k), xy, labels, cv=folds).mean() if folds >= 2 else float("nan")
+        rows.append({"set": name, "n": int(mask.sum()),
+                     "silhouette": float(silhouette_score(arrays["features"][mask], labels)),
+                     "tsne_knn_accuracy": float(knn)})
+    return pd.DataFrame(rows).assign(loss=str(arrays["loss"]), config_hash=str(arrays["config_hash"]))
+
+
+def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as part:
+        frame.to_csv(part, index=False)

@@ -1,0 +1,167 @@
+"""Figures 1-3 and the robustness table, aggregated from the per-model CSV records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from abcl.records import atomic_path  # noqa: E402
+
+NORM_SYMBOL = {"linf": "L∞", "l2": "L2", "none": ""}
+SET_TITLES = {"train": "train", "test": "test", "bim_linf": "BIM L∞ adversarial test",
+              "fgsm_l2": "FGSM L2 adversarial test"}
+MODEL_ORDER = ("SCE", "CosFace", "HT-SCE", "ABCL")
+
+
+def read_csvs(paths: Iterable[str | Path]) -> pd.DataFrame:
+    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+
+
+def evaluation_label(attack: str, norm: str, eps: float) -> str:
+    return "clean" if attack == "clean" else f"{attack.upper()} {NORM_SYMBOL[norm]} ε={eps:g}"
+
+
+def with_evaluation(frame: pd.DataFrame) -> pd.DataFrame:
+    labels = [evaluation_label(a, n, e) for a, n, e in zip(frame.attack, frame.norm, frame.eps)]
+    return frame.assign(evaluation=labels, accuracy_pct=100 * frame.accuracy)
+
+
+ATTACK_ORDER = [("clean", "none"), ("fgsm", "linf"), ("bim", "linf"), ("fgsm", "l2"), ("bim", "l2")]
+
+
+def ordered_evaluations(frame: pd.DataFrame, middle_only: bool = False) -> list[str]:
+    """Evaluation labels in reading order: clean, FGSM L∞, BIM L∞, FGSM L2, BIM L2, budgets rising.
+    With ``middle_only`` each attack keeps only its middle budget."""
+    labels = []
+    for attack, norm in ATTACK_ORDER:
+        budgets = sorted(frame.eps[(frame.attack == attack) & (frame.norm == norm)].unique())
+        if middle_only and budgets:
+            budgets = [budgets[len(budgets) // 2]]
+        labels += [evaluation_label(attack, norm, eps) for eps in budgets]
+    return labels
+
+
+def model_name(loss: str, k1: float, k2: float, s: float) -> str:
+    if loss == "sce":
+        return "SCE"
+    if loss == "cosface":
+        return "CosFace"
+    if loss == "cos_sce":
+        return f"Cos-SCE s={s:g}"
+    return "HT-SCE" if k1 == 0 and k2 == 0 else "ABCL"
+
+
+def save_figure(fig: plt.Figure, png_path: str | Path) -> None:
+    """Write ``png_path`` and the PDF beside it, each atomically."""
+    png_path = Path(png_path)
+    for path in (png_path, png_path.with_suffix(".pdf")):
+        with atomic_path(path) as part:
+            fig.savefig(part, format=path.suffix[1:], dpi=150, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _grid(n_panels: int, ncols: int, width: float, height: float) -> tuple[plt.Figure, np.ndarray]:
+    nrows = -(-n_panels // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    for ax in axes.flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes.flat
+
+
+def fig1_heatmaps(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame:
+    """HT-SCE + AB: mean accuracy (%) over seeds on the (k1, k2) grid, one heatmap per evaluation."""
+    frame = with_evaluation(frame[frame.loss == "ht_sce"])
+    evaluations = ordered_evaluations(frame, middle_only=True)
+    sns.set_theme(style="white", font_scale=1.0)
+    fig, axes = _grid(len(evaluations), 3, 4.6, 3.9)
+    summary = []
+    for ax, evaluation in zip(axes, evaluations):
+        cells = frame[frame.evaluation == evaluation].groupby(["k1", "k2"]).accuracy_pct.mean()
+        grid = cells.unstack("k2").sort_index(ascending=False)
+        grid.index = [f"{v:g}" for v in grid.index]
+        grid.columns = [f"{v:g}" for v in grid.columns]
+        sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", ax=ax, cbar_kws={"label": "accuracy (%)"},
+                    annot_kws={"fontsize": 9})
+        ax.set(title=evaluation, xlabel="k2 (inter-class weight)", ylabel="k1 (intra-class weight)")
+        summary.append(cells.rename("accuracy_pct").reset_index().assign(evaluation=evaluation))
+    n_seeds = frame.seed.nunique()
+    fig.suptitle(f"Fig. 1 — HT-SCE + AB over (k1, k2), mean of {n_seeds} seed(s)", y=1.0)
+    fig.tight_layout()
+    save_figure(fig, out_png)
+    return pd.concat(summary, ignore_index=True)
+
+
+def fig2_scale(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame:
+    """Cos-SCE basis: accuracy (%) against the scale s, one line per evaluation, band = seed s.d."""
+    frame = with_evaluation(frame[frame.loss == "cos_sce"])
+    evaluations = ordered_evaluations(frame, middle_only=True)
+    frame = frame[frame.evaluation.isin(evaluations)]
+    sns.set_theme(style="whitegrid", font_scale=1.1)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    sns.lineplot(frame, x="s", y="accuracy_pct", hue="evaluation", hue_order=evaluations, style="evaluation",
+                 markers=True, dashes=False, errorbar="sd", ax=ax)
+    ax.set(xlabel="scale s of the cosine logits", ylabel="test accuracy (%)", ylim=(0, 100.5),
+           title=f"Fig. 2 — Cos-SCE basis loss over s ({frame.seed.nunique()} seed(s), band = s.d.)")
+    ax.set_xticks(sorted(frame.s.unique()))
+    ax.legend(title="evaluation", bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False)
+    save_figure(fig, out_png)
+    return frame.groupby(["s", "evaluation"]).accuracy_pct.agg(["mean", "std", "count"]).reset_index()
+
+
+def fig3_tsne(embeddings: dict[str, pd.DataFrame], out_png: str | Path,
+              scores: dict[str, pd.DataFrame] | None = None, set_titles: dict[str, str] | None = None) -> None:
+    """3 x 4 grid of t-SNE maps: rows SCE / CosFace / ABCL, columns train / test / BIM L∞ / FGSM L2."""
+    titles = {**SET_TITLES, **(set_titles or {})}
+    sns.set_theme(style="white", font_scale=1.0)
+    fig, axes = plt.subplots(len(embeddings), len(titles), figsize=(3.3 * len(titles), 3.3 * len(embeddings)),
+                             squeeze=False)
+    palette = sns.color_palette("tab10", 10)
+    for row, (name, frame) in enumerate(embeddings.items()):
+        for col, set_name in enumerate(titles):
+            ax = axes[row, col]
+            part = frame[frame.set == set_name]
+            ax.scatter(part.tsne_x, part.tsne_y, c=[palette[i] for i in part.label], s=3, linewidths=0, alpha=0.8)
+            ax.set_xticks([]), ax.set_yticks([])
+            if row == 0:
+                ax.set_title(titles[set_name])
+            if col == 0:
+                ax.set_ylabel(name, fontsize=13)
+            if scores is not None and name in scores:
+                score = scores[name].set_index("set").loc[set_name]
+                ax.text(0.02, 0.02, f"kNN {100 * score.tsne_knn_accuracy:.1f}%  sil {score.silhouette:.2f}",
+                        transform=ax.transAxes, fontsize=8, bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})
+    handles = [plt.Line2D([], [], marker="o", ls="", color=palette[i], label=str(i)) for i in range(10)]
+    fig.legend(handles=handles, title="digit", loc="center right", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.suptitle("Fig. 3 — t-SNE of the 10-dim latent features (one map per model)", y=1.0)
+    fig.tight_layout(rect=(0, 0, 0.94, 1))
+    save_figure(fig, out_png)
+
+
+def robustness_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± s.d. over seeds of clean and per-attack accuracy (%), one row per model."""
+    frame = with_evaluation(frame)
+    frame = frame.assign(model=[model_name(*v) for v in zip(frame.loss, frame.k1, frame.k2, frame.s)])
+    stats = frame.groupby(["model", "evaluation"], sort=False).accuracy_pct.agg(["mean", "std", "count"])
+    cells = stats.apply(lambda r: f"{r['mean']:.1f}" + ("" if r["count"] < 2 else f" ± {r['std']:.1f}"), axis=1)
+    table = cells.unstack("evaluation")
+    order = [m for m in MODEL_ORDER if m in table.index] + [m for m in table.index if m not in MODEL_ORDER]
+    table = table.loc[order, ordered_evaluations(frame)]
+    table.insert(0, "seeds", stats["count"].groupby("model").min().loc[order].astype(int))
+    return table.rename_axis("model").reset_index()
+
+
+def write_table(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path) -> None:
+    with atomic_path(csv_path) as part:
+        table.to_csv(part, index=False)
+    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+    body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in table.itertuples(index=False))
+    with atomic_path(md_path) as part:
+        part.write_text("Accuracy (%) on the test set, mean ± s.d. over seeds.\n\n" + header + body)

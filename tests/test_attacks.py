@@ -1,0 +1,117 @@
+"""Attack budgets, agreement with hand-written references, and the large-s L2 trap."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchattacks
+from torch import nn
+
+from abcl.attacks import perturb
+from abcl.config import AttackSpec, attack_specs
+from abcl.evaluate import evaluate_model, predict
+from abcl.train import as_float_images
+
+SPECS = attack_specs({
+    "fgsm_linf": {"eps": [0.1, 0.3]},
+    "bim_linf": {"eps": [0.1, 0.3], "steps": 10},
+    "fgsm_l2": {"eps": [1.0, 3.0]},
+    "bim_l2": {"eps": [1.0, 3.0], "steps": 10},
+})
+
+
+class TinyLinear(nn.Module):
+    """A 784 -> 10 linear classifier: small enough for an exact reference implementation."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.fc = nn.Linear(28 * 28, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def reference_l2(model, x, y, eps, alpha, steps):
+    """x_{t+1} = clip01(P_eps(x_t + alpha * g / ||g||_2)), P projecting onto the L2 ball around x."""
+    adv = x.clone()
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        grad, = torch.autograd.grad(F.cross_entropy(model(adv).double(), y), adv)
+        step = grad / grad.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        delta = adv.detach() + alpha * step - x
+        norms = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        delta = delta * torch.clamp(eps / norms, max=1.0)
+        adv = (x + delta).clamp(0, 1).detach()
+    return adv
+
+
+@pytest.fixture(scope="module")
+def batch(mnist5k):
+    return as_float_images(mnist5k.test_x[:64]), mnist5k.test_y[:64]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.key}-{s.eps:g}")
+def test_adversarial_examples_respect_budget_and_pixel_range(trained_cosface, batch, spec):
+    model, _ = trained_cosface
+    x, y = batch
+    adv = perturb(model, spec, x, y)
+    delta = (adv - x).flatten(1)
+    assert adv.min() >= 0 and adv.max() <= 1
+    if spec.norm == "linf":
+        assert delta.abs().max() <= spec.eps + 1e-6
+    else:
+        assert delta.norm(dim=1).max() <= spec.eps * (1 + 1e-5)
+    assert delta.abs().max() > 0, "the attack must move the inputs"
+
+
+@pytest.mark.parametrize("eps,steps", [(1.0, 1), (2.0, 10)])
+def test_l2_attacks_match_reference(batch, eps, steps):
+    model = TinyLinear().eval()
+    x, y = batch
+    name = "fgsm" if steps == 1 else "bim"
+    spec = AttackSpec(name, "l2", eps, steps=steps)
+    ours = perturb(model, spec, x, y)
+    reference = reference_l2(model, x, y, eps, spec.alpha, steps)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+
+
+def test_linf_fgsm_matches_reference(batch):
+    model = TinyLinear().eval()
+    x, y = batch
+    x_req = x.clone().requires_grad_(True)
+    grad, = torch.autograd.grad(F.cross_entropy(model(x_req), y), x_req)
+    reference = (x + 0.2 * grad.sign()).clamp(0, 1)
+    torch.testing.assert_close(perturb(model, AttackSpec("fgsm", "linf", 0.2), x, y), reference)
+
+
+def test_adversarial_accuracy_not_above_clean(trained_cosface, mnist5k):
+    model, cfg = trained_cosface
+    rows = evaluate_model(model, cfg, mnist5k, SPECS, n_test=300, device="cpu")
+    clean = rows.loc[rows.attack == "clean", "accuracy"].item()
+    assert clean > 0.85
+    attacked = rows[rows.attack != "clean"]
+    assert (attacked.accuracy <= clean).all()
+    # a larger budget never helps, and BIM is at least as strong as FGSM at the largest L-inf budget
+    for (_, _), group in attacked.groupby(["attack", "norm"]):
+        assert group.sort_values("eps").accuracy.is_monotonic_decreasing
+    by = attacked.set_index(["attack", "norm", "eps"]).accuracy
+    assert by[("bim", "linf", 0.3)] <= by[("fgsm", "linf", 0.3)]
+
+
+def test_l2_attack_moves_inputs_of_large_scale_cosine_model(trained_cosface, batch):
+    """A saturated cosine head (s = 300) has input gradients near 1e-20: torchattacks' own
+    PGD-L2 barely moves the inputs there, ours takes full-length steps."""
+    model, _ = trained_cosface
+    x, y = batch
+    original_s = model.head.s
+    model.head.s = 300.0
+    try:
+        plain = torchattacks.PGDL2(model, eps=2.0, alpha=2.0, steps=1, random_start=False)(x, y)
+        ours = perturb(model, AttackSpec("fgsm", "l2", 2.0), x, y)
+        plain_move = (plain - x).flatten(1).norm(dim=1).median()
+        our_move = (ours - x).flatten(1).norm(dim=1).median()
+        assert plain_move < 0.2, "the trap this test guards against should be visible with torchattacks alone"
+        assert our_move > 1.0
+        assert (predict(model, ours) == y).float().mean() < (predict(model, x) == y).float().mean()
+    finally:
+        model.head.s = original_s

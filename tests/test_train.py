@@ -1,0 +1,47 @@
+"""Real training on mnist5k: it learns, it is reproducible, it fails loudly and cleanly."""
+
+import json
+
+import pytest
+import torch
+
+from abcl.config import TrainConfig
+from abcl.evaluate import predict
+from abcl.train import TrainingDiverged, as_float_images, load_model, train_model
+
+
+def test_small_net_learns_and_same_seed_reproduces(mnist5k, tmp_path):
+    cfg = TrainConfig(loss="sce", epochs=3, seed=7)
+    first = train_model(cfg, mnist5k, tmp_path / "a", device="cpu", progress=False)
+    second = train_model(cfg, mnist5k, tmp_path / "b", device="cpu", progress=False)
+    assert first["history"] == second["history"]
+    model, loaded_cfg = load_model(tmp_path / "a" / "model.pt")
+    assert loaded_cfg == cfg
+    accuracy = (predict(model, as_float_images(mnist5k.test_x)) == mnist5k.test_y).float().mean().item()
+    assert accuracy >= 0.90, accuracy
+    record = json.loads((tmp_path / "a" / "train.json").read_text())
+    assert record["config_hash"] == cfg.hash and record["seed"] == 7
+    assert {"torch", "torchattacks", "abcl"} <= set(record["versions"])
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
+
+
+def test_abcl_loss_trains(mnist5k, tmp_path):
+    cfg = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512, k2=64, epochs=2)
+    record = train_model(cfg, mnist5k, tmp_path, device="cpu", progress=False)
+    assert record["final_train_accuracy"] > 0.8
+
+
+def test_nan_loss_stops_with_epoch_and_config_and_leaves_no_result(mnist5k, tmp_path, monkeypatch):
+    import abcl.train
+
+    real = abcl.train.build_loss
+
+    def nan_loss(cfg):
+        loss = real(cfg)
+        return lambda out, labels, ramp=1.0: loss(out, labels, ramp) * torch.tensor(float("nan"))
+
+    monkeypatch.setattr(abcl.train, "build_loss", nan_loss)
+    cfg = TrainConfig(loss="cosface", s=5.0, m=0.35, epochs=2)
+    with pytest.raises(TrainingDiverged, match=r"non-finite training loss \(nan\) in epoch 1 of loss=cosface s=5"):
+        train_model(cfg, mnist5k, tmp_path, device="cpu", progress=False)
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "train.json").exists()

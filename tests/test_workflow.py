@@ -1,0 +1,113 @@
+"""The Snakemake workflow: planned job counts, profiles, lint, and a real tiny end-to-end run."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from abcl.config import figure_models, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(*args, cwd=ROOT, check=True):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run([*SNAKEMAKE, "--snakefile", str(ROOT / "workflow" / "Snakefile"), *args],
+                            cwd=cwd, capture_output=True, text=True, env=env, timeout=1200)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def planned_jobs(output: str) -> Counter:
+    """Job counts per rule from the 'Job stats' table of a dry run."""
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    counts = Counter()
+    for line in table.splitlines():
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if match and match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def unique_models(config, *figures):
+    return {tuple(sorted(m.items())) for f in figures for m in figure_models(config, f)}
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A fresh working directory holding only the configs (results land in it)."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / ".test", tmp_path / ".test")
+    return tmp_path
+
+
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml"])
+def test_dry_run_plans_one_job_per_configuration(workdir, configfile):
+    config = load_config(workdir / configfile)
+    jobs = planned_jobs(snakemake("-n", "--configfile", configfile, cwd=workdir).stdout)
+    n_models = len(unique_models(config, "fig1", "fig2", "table"))
+    assert jobs["train"] == jobs["evaluate"] == n_models
+    assert jobs["features"] == jobs["tsne"] == 3
+    assert jobs["prepare_data"] == jobs["fig1"] == jobs["fig2"] == jobs["fig3"] == jobs["table"] == 1
+    expected = {"config/config.yaml": 10, "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3}
+    assert n_models == expected[configfile]
+
+
+@pytest.mark.parametrize("profile", ["local", "gpu", "slurm"])
+def test_profile_dry_runs(workdir, profile):
+    shutil.copytree(ROOT / "profiles", workdir / "profiles")
+    result = snakemake("-n", "--profile", f"profiles/{profile}", "--configfile", "config/paper.yaml", cwd=workdir)
+    assert planned_jobs(result.stdout)["train"] == 147
+    if profile == "slurm":
+        assert "group job train" in result.stdout.lower()
+
+
+def test_bad_config_stops_before_any_job(workdir):
+    bad = workdir / "bad.yaml"
+    bad.write_text((workdir / "config" / "config.yaml").read_text().replace("fig2_s: [1, 4, 8, 16]", "fig2_s: [1, -4]"))
+    result = snakemake("-n", "--configfile", "bad.yaml", cwd=workdir, check=False)
+    assert result.returncode != 0
+    assert "config error at 'grids/fig2_s/1': -4 is less than or equal to the minimum of 0" in result.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_one_figure_plans_only_its_jobs(workdir):
+    config = load_config(workdir / "config" / "config.yaml")
+    jobs = planned_jobs(snakemake("-n", "results/mnist5k/figures/fig2.png", cwd=workdir).stdout)
+    n_fig2 = len(figure_models(config, "fig2"))
+    assert jobs == Counter({"prepare_data": 1, "train": n_fig2, "evaluate": n_fig2, "fig2": 1})
+
+
+def test_lint_passes():
+    result = snakemake("--lint", check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_snakefmt_check():
+    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "workflow/"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
+    snakemake("--cores", "2", "--configfile", ".test/config.yaml", cwd=workdir)
+    results = workdir / "results" / "mnist5k"
+    for name in ("fig1", "fig2", "fig3"):
+        for ext in ("png", "pdf"):
+            path = results / "figures" / f"{name}.{ext}"
+            assert path.stat().st_size > 10_000, path
+    table = (results / "table.md").read_text()
+    for model in ("SCE", "CosFace", "HT-SCE", "ABCL"):
+        assert f"| {model} |" in table
+    clean = [float(row.split("|")[3]) for row in table.splitlines() if row.startswith("| SCE")]
+    assert clean[0] > 50, "one epoch of real training must beat chance by far"
+    again = snakemake("--cores", "2", "--configfile", ".test/config.yaml", cwd=workdir)
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -1,0 +1,76 @@
+rule fig1:
+    input:
+        model_files("fig1", "eval.csv"),
+    output:
+        png=report(
+            f"{RESULTS}/figures/fig1.png",
+            caption="../report/fig1.rst",
+            category="Figures",
+        ),
+        pdf=f"{RESULTS}/figures/fig1.pdf",
+    log:
+        f"{RESULTS}/logs/fig1.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fig1.tsv"
+    shell:
+        "{ABCL} fig1 --out {output.png} {input} > {log} 2>&1"
+
+
+rule fig2:
+    input:
+        model_files("fig2", "eval.csv"),
+    output:
+        png=report(
+            f"{RESULTS}/figures/fig2.png",
+            caption="../report/fig2.rst",
+            category="Figures",
+        ),
+        pdf=f"{RESULTS}/figures/fig2.pdf",
+    log:
+        f"{RESULTS}/logs/fig2.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fig2.tsv"
+    shell:
+        "{ABCL} fig2 --out {output.png} {input} > {log} 2>&1"
+
+
+rule fig3:
+    input:
+        embeddings=[f"{d}/tsne.csv" for d in fig3_model_dirs().values()],
+        scores=[f"{d}/separability.csv" for d in fig3_model_dirs().values()],
+    output:
+        png=report(
+            f"{RESULTS}/figures/fig3.png",
+            caption="../report/fig3.rst",
+            category="Figures",
+        ),
+        pdf=f"{RESULTS}/figures/fig3.pdf",
+    params:
+        panels=fig3_arguments,
+        bim_linf_eps=config["embed"]["bim_linf_eps"],
+        fgsm_l2_eps=config["embed"]["fgsm_l2_eps"],
+    log:
+        f"{RESULTS}/logs/fig3.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fig3.tsv"
+    shell:
+        "{ABCL} fig3 --out {output.png} {params.panels} "
+        "--bim-linf-eps {params.bim_linf_eps} --fgsm-l2-eps {params.fgsm_l2_eps} > {log} 2>&1"
+
+
+rule table:
+    input:
+        model_files("table", "eval.csv"),
+    output:
+        csv=f"{RESULTS}/table.csv",
+        md=report(
+            f"{RESULTS}/table.md",
+            caption="../report/table.rst",
+            category="Table",
+        ),
+    log:
+        f"{RESULTS}/logs/table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table.tsv"
+    shell:
+        "{ABCL} table --out-csv {output.csv} --out-md {output.md} {input} > {log} 2>&1"
