@@ -74,7 +74,7 @@ def test_bad_config_stops_before_any_job(workdir):
     bad.write_text((workdir / "config" / "config.yaml").read_text().replace("fig2_s: [1, 4, 8, 16]", "fig2_s: [1, -4]"))
     result = snakemake("-n", "--configfile", "bad.yaml", cwd=workdir, check=False)
     assert result.returncode != 0
-    assert "config error at 'grids/fig2_s/1': -4 is less than or equal to the minimum of 0" in result.stderr
+    assert "config error at 'grids/fig2_s/1': -4 is less than or equal to the minimum of 0" in result.stdout + result.stderr
     assert not (workdir / "results").exists()
 
 

@@ -1,5 +1,7 @@
 import json
+import os
 import sys
+from pathlib import Path
 
 import pandas as pd
 from snakemake.exceptions import WorkflowError
@@ -20,7 +22,16 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-ABCL = f'"{sys.executable}" -m abcl'
+
+envvars:
+    "PATH",
+
+
+# Rules call the `abcl` command installed beside the Python running Snakemake (the project's
+# virtualenv), also when that environment was not activated.
+os.environ["PATH"] = (
+    f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+)
 DATASET = config["dataset"]
 RESULTS = f"results/{DATASET}"
 MODELS = Paramspace(pd.DataFrame(columns=list(MODEL_COLUMNS)))
@@ -39,7 +50,7 @@ wildcard_constraints:
 
 
 def model_dir(model):
-    return f"{RESULTS}/models/" + MODELS.wildcard_pattern.format(**model)
+    return f"{RESULTS}/models/{MODELS.wildcard_pattern.format(**model)}"
 
 
 def model_files(figure, filename):
@@ -56,19 +67,29 @@ def train_config_json(wildcards):
         k2=float(wildcards.k2),
         seed=int(wildcards.seed),
         dataset=DATASET,
-        **{k: v for k, v in config["train"].items() if k not in ("device", "threads", "gpu")},
+        **{
+            k: v
+            for k, v in config["train"].items()
+            if k not in ("device", "threads", "gpu")
+        },
     )
     return json.dumps(cfg.to_dict(), sort_keys=True)
 
 
 def fig3_model_dirs():
     """Display name -> directory of the first seed's SCE, CosFace and ABCL models."""
-    return {name: model_dir(runs[0]) for name, runs in comparison_models(config).items() if name != "HT-SCE"}
+    return {
+        name: model_dir(runs[0])
+        for name, runs in comparison_models(config).items()
+        if name != "HT-SCE"
+    }
 
 
 def fig3_arguments(wildcards, input):
     names = fig3_model_dirs()
-    embedding = " ".join(f"{name}={input.embeddings[i]}" for i, name in enumerate(names))
+    embedding = " ".join(
+        f"{name}={input.embeddings[i]}" for i, name in enumerate(names)
+    )
     scores = " ".join(f"{name}={input.scores[i]}" for i, name in enumerate(names))
     return f"--embedding {embedding} --scores {scores}"
 

@@ -4,19 +4,23 @@ rule features:
         data=rules.prepare_data.output.data,
     output:
         npz=f"{MODEL_DIR}/features.npz",
-    params:
-        n_per_set=config["embed"]["n_per_set"],
-        bim_linf=json.dumps(config["attacks"].get("bim_linf", {"steps": 10}), sort_keys=True),
-        bim_linf_eps=config["embed"]["bim_linf_eps"],
-        fgsm_l2_eps=config["embed"]["fgsm_l2_eps"],
-        device=config["train"]["device"],
-    threads: config["train"]["threads"]
     log:
         f"{MODEL_DIR}/features.log",
     benchmark:
         f"{MODEL_DIR}/features.benchmark.tsv"
+    conda:
+        "../envs/abcl.yaml"
+    threads: config["train"]["threads"]
+    params:
+        n_per_set=config["embed"]["n_per_set"],
+        bim_linf=json.dumps(
+            config["attacks"].get("bim_linf", {"steps": 10}), sort_keys=True
+        ),
+        bim_linf_eps=config["embed"]["bim_linf_eps"],
+        fgsm_l2_eps=config["embed"]["fgsm_l2_eps"],
+        device=config["train"]["device"],
     shell:
-        "{ABCL} features --model {input.model} --data {input.data} --n-per-set {params.n_per_set} "
+        "abcl features --model {input.model} --data {input.data} --n-per-set {params.n_per_set} "
         "--bim-linf '{params.bim_linf}' --bim-linf-eps {params.bim_linf_eps} "
         "--fgsm-l2-eps {params.fgsm_l2_eps} --device {params.device} --threads {threads} "
         "--out {output.npz} > {log} 2>&1"
@@ -28,13 +32,15 @@ rule tsne:
     output:
         embedding=f"{MODEL_DIR}/tsne.csv",
         scores=f"{MODEL_DIR}/separability.csv",
-    params:
-        perplexity=config["embed"]["perplexity"],
-    threads: 2
     log:
         f"{MODEL_DIR}/tsne.log",
     benchmark:
         f"{MODEL_DIR}/tsne.benchmark.tsv"
+    conda:
+        "../envs/abcl.yaml"
+    threads: 2
+    params:
+        perplexity=config["embed"]["perplexity"],
     shell:
-        "{ABCL} tsne --features {input.npz} --perplexity {params.perplexity} --threads {threads} "
+        "abcl tsne --features {input.npz} --perplexity {params.perplexity} --threads {threads} "
         "--out {output.embedding} --scores {output.scores} > {log} 2>&1"

@@ -4,21 +4,25 @@ rule evaluate:
         data=rules.prepare_data.output.data,
     output:
         csv=f"{MODEL_DIR}/eval.csv",
-    params:
-        attacks=json.dumps(config["attacks"], sort_keys=True),
-        n_test=f"--n-test {config['eval']['n_test']}" if config["eval"]["n_test"] else "",
-        batch_size=config["eval"]["batch_size"],
-        device=config["train"]["device"],
-    threads: config["train"]["threads"]
-    resources:
-        gpu=config["train"]["gpu"],
-    group:
-        "evaluate"
     log:
         f"{MODEL_DIR}/eval.log",
     benchmark:
         f"{MODEL_DIR}/eval.benchmark.tsv"
+    group:
+        "evaluate"
+    conda:
+        "../envs/abcl.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        gpu=config["train"]["gpu"],
+    params:
+        attacks=json.dumps(config["attacks"], sort_keys=True),
+        n_test=(
+            f"--n-test {config['eval']['n_test']}" if config["eval"]["n_test"] else ""
+        ),
+        batch_size=config["eval"]["batch_size"],
+        device=config["train"]["device"],
     shell:
-        "{ABCL} evaluate --model {input.model} --data {input.data} --attacks '{params.attacks}' "
+        "abcl evaluate --model {input.model} --data {input.data} --attacks '{params.attacks}' "
         "{params.n_test} --batch-size {params.batch_size} --device {params.device} "
         "--threads {threads} --out {output.csv} > {log} 2>&1"

@@ -12,8 +12,10 @@ rule fig1:
         f"{RESULTS}/logs/fig1.log",
     benchmark:
         f"{RESULTS}/benchmarks/fig1.tsv"
+    conda:
+        "../envs/abcl.yaml"
     shell:
-        "{ABCL} fig1 --out {output.png} {input} > {log} 2>&1"
+        "abcl fig1 --out {output.png} {input} > {log} 2>&1"
 
 
 rule fig2:
@@ -30,8 +32,10 @@ rule fig2:
         f"{RESULTS}/logs/fig2.log",
     benchmark:
         f"{RESULTS}/benchmarks/fig2.tsv"
+    conda:
+        "../envs/abcl.yaml"
     shell:
-        "{ABCL} fig2 --out {output.png} {input} > {log} 2>&1"
+        "abcl fig2 --out {output.png} {input} > {log} 2>&1"
 
 
 rule fig3:
@@ -45,16 +49,18 @@ rule fig3:
             category="Figures",
         ),
         pdf=f"{RESULTS}/figures/fig3.pdf",
-    params:
-        panels=fig3_arguments,
-        bim_linf_eps=config["embed"]["bim_linf_eps"],
-        fgsm_l2_eps=config["embed"]["fgsm_l2_eps"],
     log:
         f"{RESULTS}/logs/fig3.log",
     benchmark:
         f"{RESULTS}/benchmarks/fig3.tsv"
+    conda:
+        "../envs/abcl.yaml"
+    params:
+        panels=fig3_arguments,
+        bim_linf_eps=config["embed"]["bim_linf_eps"],
+        fgsm_l2_eps=config["embed"]["fgsm_l2_eps"],
     shell:
-        "{ABCL} fig3 --out {output.png} {params.panels} "
+        "abcl fig3 --out {output.png} {params.panels} "
         "--bim-linf-eps {params.bim_linf_eps} --fgsm-l2-eps {params.fgsm_l2_eps} > {log} 2>&1"
 
 
@@ -72,5 +78,7 @@ rule table:
         f"{RESULTS}/logs/table.log",
     benchmark:
         f"{RESULTS}/benchmarks/table.tsv"
+    conda:
+        "../envs/abcl.yaml"
     shell:
-        "{ABCL} table --out-csv {output.csv} --out-md {output.md} {input} > {log} 2>&1"
+        "abcl table --out-csv {output.csv} --out-md {output.md} {input} > {log} 2>&1"

@@ -4,19 +4,21 @@ rule train:
     output:
         model=f"{MODEL_DIR}/model.pt",
         record=f"{MODEL_DIR}/train.json",
-    params:
-        train=train_config_json,
-        device=config["train"]["device"],
-    threads: config["train"]["threads"]
-    resources:
-        gpu=config["train"]["gpu"],
-    group:
-        "train"
     log:
         f"{MODEL_DIR}/train.log",
     benchmark:
         f"{MODEL_DIR}/train.benchmark.tsv"
+    group:
+        "train"
+    conda:
+        "../envs/abcl.yaml"
+    threads: config["train"]["threads"]
+    resources:
+        gpu=config["train"]["gpu"],
+    params:
+        train=train_config_json,
+        device=config["train"]["device"],
     shell:
-        "{ABCL} train --train-config '{params.train}' --data {input.data} "
+        "abcl train --train-config '{params.train}' --data {input.data} "
         "--out-dir $(dirname {output.model}) --device {params.device} --threads {threads} "
         "--quiet > {log} 2>&1"
