@@ -128,7 +128,10 @@ def load_idx_dir(directory: str | Path, name: str, known_sha256: dict[str, str] 
         path = _find_idx(directory, stem)
         if known_sha256 and _uncompressed_sha256(path) != known_sha256[stem]:
             raise DatasetError(f"{path}: SHA-256 differs from the original {name} file; {_GET_MNIST_HINT}")
-        array = read_idx(path)
+        try:
+            array = read_idx(path)
+        except DatasetError as err:
+            raise DatasetError(f"{err}; {_GET_MNIST_HINT if name == 'mnist' else 'replace it with a good copy'}") from None
         split = "train" if key.startswith("train") else "t10k"
         if array.shape[0] != expected_counts[split]:
             raise DatasetError(f"{path}: {array.shape[0]} records, expected {expected_counts[split]}")

@@ -1,0 +1,107 @@
+"""Config validation: every bad value stops with one line naming the key (and the allowed values)."""
+
+import copy
+import re
+
+import pytest
+import yaml
+
+from abcl.config import ConfigError, attack_specs, load_config, validate_config
+
+GOOD = yaml.safe_load(open("config/config.yaml"))
+
+
+def with_change(path, value):
+    config = copy.deepcopy(GOOD)
+    node = config
+    keys = path.split("/")
+    for key in keys[:-1]:
+        node = node[key]
+    if value is DELETE:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return config
+
+
+DELETE = object()
+
+BAD_CONFIGS = [
+    # (key path, bad value, expected message fragment)
+    ("dataset", "cifar10", "at 'dataset': 'cifar10' is not one of: mnist5k, mnist, fashion-mnist"),
+    ("losses/arcface", {"s": 5}, "at 'losses': Additional properties are not allowed ('arcface' was unexpected)"),
+    ("attacks/pgd_linf", {"eps": [0.1]}, "at 'attacks': Additional properties are not allowed ('pgd_linf'"),
+    ("losses/cos_sce/s", -1, "at 'losses/cos_sce/s': -1 is less than or equal to the minimum of 0"),
+    ("losses/cosface/s", "five", "at 'losses/cosface/s': 'five' is not of type 'number'"),
+    ("losses/ht_sce/m", -0.2, "at 'losses/ht_sce/m': -0.2 is less than the minimum of 0"),
+    ("grids/fig1_k1", [0, -512], "at 'grids/fig1_k1/1': -512 is less than the minimum of 0"),
+    ("grids/fig1_k2", [0, "64"], "at 'grids/fig1_k2/1': '64' is not of type 'number'"),
+    ("grids/fig2_s", [], "at 'grids/fig2_s': [] should be non-empty"),
+    ("grids/fig1_k1", [0, 0], "at 'grids/fig1_k1': [0, 0] has non-unique elements"),
+    ("seeds", [0, 0], "at 'seeds': [0, 0] has non-unique elements"),
+    ("seeds", [-1], "at 'seeds/0': -1 is less than the minimum of 0"),
+    ("seeds", 0, "at 'seeds': 0 is not of type 'array'"),
+    ("attacks/fgsm_linf/eps", [-0.1], "at 'attacks/fgsm_linf/eps/0': -0.1 is less than or equal to the minimum of 0"),
+    ("attacks/fgsm_l2/eps", [0], "at 'attacks/fgsm_l2/eps/0': 0 is less than or equal to the minimum of 0"),
+    ("attacks/bim_linf/steps", 0, "at 'attacks/bim_linf/steps': 0 is less than the minimum of 1"),
+    ("attacks", {}, "at 'attacks': {} should be non-empty"),
+    ("attacks", DELETE, "at '(top level)': 'attacks' is a required property"),
+    ("train/epochs", 0, "at 'train/epochs': 0 is less than the minimum of 1"),
+    ("train/batch_size", "big", "at 'train/batch_size': 'big' is not of type 'integer'"),
+    ("train/lr", 0, "at 'train/lr': 0 is less than or equal to the minimum of 0"),
+    ("train/dropout", 1.5, "at 'train/dropout': 1.5 is greater than the maximum of 1"),
+    ("train/epoch", 3, "at 'train': Additional properties are not allowed ('epoch' was unexpected)"),
+    ("train/arch", "resnet", "at 'train/arch': 'resnet' is not one of: small, alexnet"),
+    ("train/device", "tpu", "at 'train/device': 'tpu' is not one of: auto, cpu, cuda"),
+    ("download", "http", "at 'download': 'http' is not one of: None, npm, torchvision"),
+    ("sedes", [0], "at '(top level)': Additional properties are not allowed ('sedes' was unexpected)"),
+    ("abcl/k1", -512, "at 'abcl/k1': -512 is less than the minimum of 0"),
+    ("embed/n_per_set", 10, "at 'embed/n_per_set': 10 is less than the minimum of 50"),
+    ("eval/n_test", 0, "at 'eval/n_test': 0 is less than the minimum of 1"),
+    ("data_source", "/data/mnist", "at 'dataset': mnist5k is embedded; data_source and download must be null"),
+]
+
+
+def test_default_and_paper_configs_are_valid():
+    assert validate_config(GOOD)["train"]["ab_warmup_epochs"] == 1.0
+    assert load_config("config/paper.yaml")["seeds"] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("path,value,message", BAD_CONFIGS, ids=[f"{p}={v!r}"[:40] for p, v, _ in BAD_CONFIGS])
+def test_bad_config_names_the_key(path, value, message):
+    with pytest.raises(ConfigError) as caught:
+        validate_config(with_change(path, value))
+    text = str(caught.value)
+    assert "\n" not in text
+    assert text.startswith("config error at '")
+    assert message in text
+
+
+def test_full_mnist_needs_a_source():
+    config = with_change("dataset", "mnist")
+    with pytest.raises(ConfigError, match="at 'data_source': full MNIST needs data_source"):
+        validate_config(config)
+
+
+def test_unreadable_yaml_is_one_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("dataset: mnist5k\nseeds: [0\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: not valid YAML")):
+        load_config(path)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("dataset: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+
+
+def test_attack_specs_expand_budgets_and_steps():
+    specs = attack_specs(validate_config(GOOD)["attacks"])
+    assert len(specs) == 12
+    bim = next(s for s in specs if s.key == "bim_linf" and s.eps == 0.3)
+    assert bim.steps == 10 and bim.alpha == pytest.approx(2.5 * 0.3 / 10)
+    assert bim.alpha * bim.steps > bim.eps, "BIM must be able to reach the boundary of its ball"

@@ -1,0 +1,118 @@
+"""Faults: a killed training resumes exactly, reruns reproduce, concurrent runs are refused."""
+
+import json
+import os
+import signal
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from abcl.config import TrainConfig
+from abcl.data import save_dataset
+from abcl.evaluate import evaluate_model
+from abcl.config import attack_specs
+from abcl.train import load_model, train_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def prepared(mnist5k, tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "mnist5k.pt"
+    save_dataset(mnist5k, path)
+    return path
+
+
+def train_command(cfg, data, out_dir):
+    return [sys.executable, "-m", "abcl", "train", "--train-config", json.dumps(cfg.to_dict()),
+            "--data", str(data), "--out-dir", str(out_dir), "--device", "cpu", "--threads", "1", "--quiet"]
+
+
+def checkpoint_epoch(path):
+    try:
+        return torch.load(path, weights_only=True)["epoch"]
+    except Exception:
+        return 0
+
+
+@pytest.mark.slow
+def test_sigkilled_training_resumes_to_identical_metrics(prepared, tmp_path):
+    cfg = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512, k2=64, epochs=5, seed=3)
+    reference = tmp_path / "uninterrupted"
+    subprocess.run(train_command(cfg, prepared, reference), check=True, capture_output=True)
+
+    resumed = tmp_path / "killed"
+    job = subprocess.Popen(train_command(cfg, prepared, resumed))
+    deadline = time.time() + 120
+    while checkpoint_epoch(resumed / "checkpoint.pt") < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    killed_at = checkpoint_epoch(resumed / "checkpoint.pt")
+    assert 2 <= killed_at < 5, "the job must be killed mid-run"
+    assert not (resumed / "model.pt").exists() and not (resumed / "train.json").exists()
+
+    subprocess.run(train_command(cfg, prepared, resumed), check=True, capture_output=True)
+    first = json.loads((reference / "train.json").read_text())
+    second = json.loads((resumed / "train.json").read_text())
+    assert second["resumed_from_epoch"] == killed_at
+    assert second["history"] == first["history"]
+    a, _ = load_model(reference / "model.pt")
+    b, _ = load_model(resumed / "model.pt")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+def test_checkpoint_of_another_config_is_not_resumed(mnist5k, tmp_path):
+    other = TrainConfig(loss="sce", epochs=2, seed=1)
+    train_model(other, mnist5k, tmp_path, device="cpu", progress=False)
+    shutil.copy(tmp_path / "model.pt", tmp_path / "keep.pt")
+    # plant a checkpoint written by a different configuration
+    torch.save({"config_hash": "0" * 12, "epoch": 2}, tmp_path / "checkpoint.pt")
+    record = train_model(TrainConfig(loss="sce", epochs=1, seed=1), mnist5k, tmp_path, device="cpu", progress=False)
+    assert record["resumed_from_epoch"] == 0
+
+
+def test_same_config_and_seed_give_identical_evaluation_csv(mnist5k, tmp_path):
+    cfg = TrainConfig(loss="cosface", s=5.0, m=0.35, epochs=1, seed=5)
+    specs = attack_specs({"fgsm_linf": {"eps": [0.2]}, "bim_l2": {"eps": [2.0], "steps": 3}})
+    frames = []
+    for run in ("a", "b"):
+        train_model(cfg, mnist5k, tmp_path / run, device="cpu", progress=False)
+        model, _ = load_model(tmp_path / run / "model.pt")
+        frame = evaluate_model(model, cfg, mnist5k, specs, n_test=200, device="cpu")
+        frame.to_csv(tmp_path / run / "eval.csv", index=False)
+        frames.append((tmp_path / run / "eval.csv").read_text())
+    assert frames[0] == frames[1]
+    rows = pd.read_csv(tmp_path / "a" / "eval.csv")
+    for column in ("config_hash", "seed", "abcl", "torch", "torchattacks", "loss", "s", "m", "k1", "k2"):
+        assert rows[column].notna().all(), column
+    assert (rows.config_hash == cfg.hash).all()
+
+
+def test_second_snakemake_on_same_directory_is_refused(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    lock_dir = tmp_path / ".snakemake" / "locks"
+    base = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--cores", "1"]
+    first = subprocess.Popen([*base, "results/mnist5k/data/mnist5k.pt"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        while not (lock_dir.exists() and any(lock_dir.iterdir())) and time.time() < deadline:
+            time.sleep(0.05)
+        assert lock_dir.exists() and any(lock_dir.iterdir()), "the first run must hold its lock"
+        second = subprocess.run([*base, "results/mnist5k/data/mnist5k.pt"], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=120)
+        assert second.returncode != 0
+        assert "LockException" in second.stdout + second.stderr or "Directory cannot be locked" in (
+            second.stdout + second.stderr)
+    finally:
+        first.wait(timeout=120)
+    assert first.returncode == 0
+    assert (tmp_path / "results" / "mnist5k" / "data" / "mnist5k.pt").exists()
