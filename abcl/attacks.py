@@ -41,6 +41,9 @@ class StableGradientView(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        # torchattacks restores the *view's* mode after each call: a fresh module is in training
+        # mode, which would leave the wrapped model with dropout switched on
+        self.train(model.training)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.is_cuda):
@@ -71,6 +74,24 @@ def bim_l2(model: nn.Module, eps: float, steps: int, alpha: float) -> torchattac
                               eps_for_division=torch.finfo(torch.float32).tiny)
 
 
+def pgd_linf(model: nn.Module, eps: float, steps: int, alpha: float) -> torchattacks.Attack:
+    """BIM from a uniformly random start in the L-inf ball (Madry et al. 2018)."""
+    return torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=True)
+
+
+def pgd_l2(model: nn.Module, eps: float, steps: int, alpha: float) -> torchattacks.Attack:
+    """BIM-L2 from a random start in the L2 ball."""
+    return torchattacks.PGDL2(model, eps=eps, alpha=alpha, steps=steps, random_start=True,
+                              eps_for_division=torch.finfo(torch.float32).tiny)
+
+
+def apgd(model: nn.Module, norm: str, eps: float, steps: int, loss: str, restarts: int) -> torchattacks.Attack:
+    """Auto-PGD (Croce and Hein 2020): step size adapted from the loss trajectory; ``loss`` is
+    'ce' or the scale-invariant 'dlr' = -(z_y - max_{j!=y} z_j) / (z_pi1 - z_pi3)."""
+    return torchattacks.APGD(model, norm={"linf": "Linf", "l2": "L2"}[norm], eps=eps, steps=steps,
+                             n_restarts=restarts, loss=loss, seed=0)
+
+
 def build_attack(model: nn.Module, spec: AttackSpec) -> torchattacks.Attack:
     view = StableGradientView(model)
     if spec.key == "fgsm_linf":
@@ -83,12 +104,41 @@ def build_attack(model: nn.Module, spec: AttackSpec) -> torchattacks.Attack:
         return fgsm_l2(view, spec.eps)
     if spec.key == "bim_l2":
         return bim_l2(view, spec.eps, spec.steps, spec.alpha)
+    if spec.key == "pgd_linf":
+        return pgd_linf(view, spec.eps, spec.steps, spec.alpha)
+    if spec.key == "pgd_l2":
+        return pgd_l2(view, spec.eps, spec.steps, spec.alpha)
+    if spec.name in ("apgd_ce", "apgd_dlr"):
+        return apgd(view, spec.norm, spec.eps, spec.steps, spec.name.removeprefix("apgd_"), spec.restarts)
     raise ValueError(f"unknown attack '{spec.key}'")
+
+
+@torch.no_grad()
+def _misclassified(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.is_cuda):
+        return model(images).argmax(1) != labels
+
+
+def _worst_of_restarts(model: nn.Module, attack: torchattacks.Attack, spec: AttackSpec,
+                       images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per sample, the first restart that fools the model (else the first restart's point).
+    APGD runs its own restarts."""
+    if spec.restarts == 1 or spec.name.startswith("apgd"):
+        return attack(images, labels)
+    best, fooled = None, torch.zeros_like(labels, dtype=torch.bool)
+    for restart in range(spec.restarts):
+        torch.manual_seed(restart)  # random starts reproducible run to run
+        adversarial = attack(images, labels)
+        best = adversarial.clone() if best is None else best
+        newly = ~fooled & _misclassified(model, adversarial, labels)
+        best[newly] = adversarial[newly]
+        fooled |= newly
+    return best
 
 
 def perturb(model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: torch.Tensor,
             batch_size: int = 500) -> torch.Tensor:
     """Adversarial versions of ``images`` (float in [0,1]), computed batch by batch on their device."""
     attack = build_attack(model, spec)
-    return torch.cat([attack(images[i:i + batch_size], labels[i:i + batch_size])
+    return torch.cat([_worst_of_restarts(model, attack, spec, images[i:i + batch_size], labels[i:i + batch_size])
                       for i in range(0, len(images), batch_size)])

@@ -75,7 +75,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from abcl.config import attack_specs
     from abcl.data import load_prepared
-    from abcl.evaluate import evaluate_model, write_csv
+    from abcl.evaluate import evaluate_model, gradient_report
+    from abcl.records import write_csv
     from abcl.train import load_model
     config = _config(args.config)
     attacks = _json(args.attacks, "attacks") if args.attacks else _setting(args, config, "attacks", "attacks")
@@ -83,11 +84,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise ABCLError("give --attacks JSON or --config FILE")
     _threads(_setting(args, config, "threads", "train", "threads"))
     model, cfg = load_model(args.model)
-    rows = evaluate_model(model, cfg, load_prepared(args.data), attack_specs(attacks),
-                          n_test=_setting(args, config, "n_test", "eval", "n_test"),
-                          batch_size=_setting(args, config, "batch_size", "eval", "batch_size", default=500),
-                          device=_setting(args, config, "device", "train", "device", default="auto"))
+    dataset = load_prepared(args.data)
+    n_test = _setting(args, config, "n_test", "eval", "n_test")
+    device = _setting(args, config, "device", "train", "device", default="auto")
+    rows = evaluate_model(model, cfg, dataset, attack_specs(attacks), n_test=n_test, device=device,
+                          batch_size=_setting(args, config, "batch_size", "eval", "batch_size", default=500))
     write_csv(rows, args.out)
+    if args.gradients:
+        tiny = _setting(args, config, "tiny_gradient", "masking", "tiny_gradient", default=1e-10)
+        write_csv(gradient_report(model, cfg, dataset, n_test, tiny=tiny, device=device), args.gradients)
     print(cfg.describe())
     print(rows[["attack", "norm", "eps", "accuracy", "n"]].to_string(index=False))
 
@@ -114,14 +119,15 @@ def cmd_features(args: argparse.Namespace) -> None:
 
 
 def cmd_tsne(args: argparse.Namespace) -> None:
-    from abcl.embed import embed_features, load_features, separability, write_frame
+    from abcl.embed import embed_features, load_features, separability
+    from abcl.records import write_csv
     config = _config(args.config)
     arrays = load_features(args.features)
     perplexity = _setting(args, config, "perplexity", "embed", "perplexity", default=30.0)
     embedding = embed_features(arrays, perplexity=perplexity, threads=args.threads or 1)
-    write_frame(embedding, args.out)
+    write_csv(embedding, args.out)
     scores = separability(arrays, embedding)
-    write_frame(scores, args.scores)
+    write_csv(scores, args.scores)
     print(scores.to_string(index=False))
 
 
@@ -149,19 +155,58 @@ def cmd_fig3(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from abcl import figures
+    from abcl.records import write_csv
     embeddings = {name: pd.read_csv(path) for name, path in _named(args.embedding).items()}
     scores = {name: pd.read_csv(path) for name, path in _named(args.scores or []).items()} or None
     titles = {"bim_linf": f"BIM L∞ ε={args.bim_linf_eps:g} adversarial test",
               "fgsm_l2": f"FGSM L2 ε={args.fgsm_l2_eps:g} adversarial test"}
     figures.fig3_tsne(embeddings, args.out, scores, titles)
+    if args.scores_out and scores:
+        combined = pd.concat([frame.assign(model=name) for name, frame in scores.items()], ignore_index=True)
+        write_csv(combined, args.scores_out)
+        print(combined.to_string(index=False))
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.pdf')}")
 
 
 def cmd_table(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from abcl import figures
-    table = figures.robustness_table(figures.read_csvs(args.inputs))
-    figures.write_table(table, args.out_csv, args.out_md)
+    from abcl.records import write_csv
+    from abcl.report import stats_table
+    evals = figures.read_csvs(args.inputs)
+    masking = pd.read_csv(args.masking) if args.masking else None
+    table = figures.robustness_table(evals, masking)
+    figures.write_table_md(table, args.out_md)
+    write_csv(stats_table(evals), args.out_csv)
     print(table.to_string(index=False))
+
+
+def cmd_masking(args: argparse.Namespace) -> None:
+    from abcl import figures
+    from abcl.records import write_csv
+    from abcl.report import masking_report
+    config = _config(args.config)
+    report = masking_report(figures.read_csvs(args.evals), figures.read_csvs(args.gradients),
+                            gap_points=_setting(args, config, "gap_points", "masking", "gap_points", default=10.0),
+                            max_vanished_fraction=_setting(args, config, "max_vanished_fraction", "masking",
+                                                           "max_vanished_fraction", default=0.05))
+    write_csv(report, args.out)
+    print(report[["model", "seed", "frac_vanished_gradient", "masking_suspected", "flags"]].to_string(index=False))
+
+
+def cmd_claims(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from abcl import figures
+    from abcl.records import atomic_path
+    from abcl.report import claims_report
+    text = claims_report(figures.read_csvs(args.fig1), figures.read_csvs(args.fig2), figures.read_csvs(args.table),
+                         pd.read_csv(args.separability), pd.read_csv(args.masking) if args.masking else None,
+                         abcl_k=(args.k1, args.k2))
+    with atomic_path(args.out) as part:
+        part.write_text(text)
+    print(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     compute_options(p)
     p.add_argument("--attacks", help="JSON of the attacks section (overrides the config's)")
     p.add_argument("--n-test", type=int, help="evaluate the first N test images (default: all)")
+    p.add_argument("--gradients", help="also write the input-gradient (masking) statistics to this CSV")
+    p.add_argument("--tiny-gradient", type=float, help="gradient L2 norm counted as vanished (default 1e-10)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
@@ -241,11 +288,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", nargs="*", metavar="NAME=CSV", help="separability CSV per model")
     p.add_argument("--bim-linf-eps", type=float, default=0.2, help="budget shown in the column title")
     p.add_argument("--fgsm-l2-eps", type=float, default=2.0, help="budget shown in the column title")
+    p.add_argument("--scores-out", help="write the models' separability scores together to this CSV")
 
-    p = command("table", cmd_table, "robustness table (CSV and Markdown), mean ± s.d. over seeds")
+    p = command("table", cmd_table, "robustness table: Markdown (mean ± s.d.) and CSV (mean, s.d., 95% CI)")
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-md", required=True)
+    p.add_argument("--masking", help="masking report CSV: adds a flag column")
     p.add_argument("inputs", nargs="+", help="evaluation CSVs")
+
+    p = command("masking", cmd_masking, "gradient-masking report of the table's models (CSV)")
+    p.add_argument("--config")
+    p.add_argument("--gap-points", type=float, help="accuracy gap (points) that flags an attack ordering")
+    p.add_argument("--max-vanished-fraction", type=float, help="flag above this fraction of vanished gradients")
+    p.add_argument("--evals", nargs="+", required=True, help="evaluation CSVs")
+    p.add_argument("--gradients", nargs="+", required=True, help="gradient CSVs of the same models")
+    p.add_argument("--out", required=True)
+
+    p = command("claims", cmd_claims, "computed verdicts on the paper's four claims (Markdown)")
+    p.add_argument("--fig1", nargs="+", required=True, help="evaluation CSVs of the Fig. 1 models")
+    p.add_argument("--fig2", nargs="+", required=True, help="evaluation CSVs of the Fig. 2 models")
+    p.add_argument("--table", nargs="+", required=True, help="evaluation CSVs of the table models")
+    p.add_argument("--separability", required=True, help="combined separability CSV (from fig3)")
+    p.add_argument("--masking", help="masking report CSV")
+    p.add_argument("--k1", type=float, default=512.0, help="k1 of the ABCL model")
+    p.add_argument("--k2", type=float, default=64.0, help="k2 of the ABCL model")
+    p.add_argument("--out", required=True)
     return parser
 
 

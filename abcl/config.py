@@ -98,12 +98,13 @@ class TrainConfig:
 class AttackSpec:
     """One white-box untargeted attack at one budget, on the model's inference logits."""
 
-    name: str  # fgsm | bim
+    name: str  # fgsm | bim (the paper's) | pgd | apgd_ce | apgd_dlr (adaptive)
     norm: str  # linf | l2
     eps: float
     steps: int = 1
     alpha_factor: float = 2.5
     kurakin_schedule: bool = False
+    restarts: int = 1
 
     @property
     def key(self) -> str:
@@ -114,7 +115,9 @@ class AttackSpec:
         return self.eps if self.name == "fgsm" else self.alpha_factor * self.eps / self.steps
 
 
-ATTACK_KINDS = ("fgsm_linf", "bim_linf", "fgsm_l2", "bim_l2")
+PAPER_ATTACKS = ("fgsm_linf", "bim_linf", "fgsm_l2", "bim_l2")
+ADAPTIVE_ATTACKS = ("pgd_linf", "pgd_l2", "apgd_ce_linf", "apgd_ce_l2", "apgd_dlr_linf", "apgd_dlr_l2")
+ATTACK_KINDS = PAPER_ATTACKS + ADAPTIVE_ATTACKS
 
 
 def attack_specs(attacks: dict[str, Any]) -> list[AttackSpec]:
@@ -123,13 +126,14 @@ def attack_specs(attacks: dict[str, Any]) -> list[AttackSpec]:
     for kind, options in attacks.items():
         if kind not in ATTACK_KINDS:
             raise ConfigError(f"attacks: unknown attack '{kind}'; choose from {', '.join(ATTACK_KINDS)}")
-        name, norm = kind.split("_")
+        name, norm = kind.rsplit("_", 1)
         for eps in options["eps"]:
             specs.append(AttackSpec(
                 name, norm, float(eps),
                 steps=int(options.get("steps", 1)),
                 alpha_factor=float(options.get("alpha_factor", 2.5)),
                 kurakin_schedule=bool(options.get("kurakin_schedule", False)),
+                restarts=int(options.get("restarts", 1)),
             ))
     return specs
 

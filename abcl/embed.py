@@ -11,7 +11,6 @@ from sklearn.metrics import silhouette_score
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from abcl.records import atomic_path
 
 
 def load_features(path: str | Path) -> dict[str, np.ndarray]:
@@ -50,8 +49,3 @@ def separability(arrays: dict[str, np.ndarray], embedding: pd.DataFrame, k: int 
                      "silhouette": float(silhouette_score(arrays["features"][mask], labels)),
                      "tsne_knn_accuracy": float(knn)})
     return pd.DataFrame(rows).assign(loss=str(arrays["loss"]), config_hash=str(arrays["config_hash"]))
-
-
-def write_frame(frame: pd.DataFrame, path: str | Path) -> None:
-    with atomic_path(path) as part:
-        frame.to_csv(part, index=False)

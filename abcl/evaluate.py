@@ -35,27 +35,55 @@ def _row(cfg: TrainConfig, dev: torch.device, **values: Any) -> dict[str, Any]:
 
 def evaluate_model(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: list[AttackSpec],
                    n_test: int | None = None, batch_size: int = 500, device: str = "auto") -> pd.DataFrame:
-    """One row for clean accuracy and one per attack spec, with the measured perturbation size."""
+    """One row for clean accuracy, one per attack spec (with the measured perturbation size), and
+    per budget a ``worst_case`` row: a sample counts only if it survives every attack at that budget."""
     dev = resolve_device(device)
     model = model.to(dev).eval()
     images, labels = _test_subset(dataset.to(dev), n_test)
-    rows = [_row(cfg, dev, attack="clean", norm="none", eps=0.0, steps=0,
-                 accuracy=(predict(model, images) == labels).double().mean().item(), n=len(labels),
-                 max_linf=0.0, max_l2=0.0)]
+    clean = predict(model, images) == labels
+    rows = [_row(cfg, dev, attack="clean", norm="none", eps=0.0, steps=0, restarts=0,
+                 accuracy=clean.double().mean().item(), n=len(labels), max_linf=0.0, max_l2=0.0)]
+    survivors: dict[tuple[str, float], tuple[torch.Tensor, int]] = {}
     for spec in specs:
         adversarial = perturb(model, spec, images, labels, batch_size)
+        correct = predict(model, adversarial) == labels
         delta = (adversarial - images).flatten(1)
         rows.append(_row(
-            cfg, dev, attack=spec.name, norm=spec.norm, eps=spec.eps, steps=spec.steps,
-            accuracy=(predict(model, adversarial) == labels).double().mean().item(), n=len(labels),
+            cfg, dev, attack=spec.name, norm=spec.norm, eps=spec.eps, steps=spec.steps, restarts=spec.restarts,
+            accuracy=correct.double().mean().item(), n=len(labels),
             max_linf=delta.abs().amax().item(), max_l2=delta.norm(dim=1).amax().item(),
         ))
+        alive, count = survivors.get((spec.norm, spec.eps), (clean, 0))
+        survivors[(spec.norm, spec.eps)] = (alive & correct, count + 1)
+    for (norm, eps), (alive, count) in survivors.items():
+        if count > 1:
+            rows.append(_row(cfg, dev, attack="worst_case", norm=norm, eps=eps, steps=0, restarts=0,
+                             accuracy=alive.double().mean().item(), n=len(labels), max_linf=float("nan"),
+                             max_l2=float("nan")))
     return pd.DataFrame(rows)
 
 
-def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
-    with atomic_path(path) as part:
-        frame.to_csv(part, index=False)
+def gradient_report(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, n_test: int | None = None,
+                    tiny: float = 1e-10, batch_size: int = 500, device: str = "auto") -> pd.DataFrame:
+    """How often the plain float32 input gradient of the cross-entropy vanishes (gradient masking).
+
+    This is the gradient a naive attack sees (no StableGradientView): where its L2 norm is below
+    ``tiny`` an L2 step g / (||g|| + 1e-10) barely moves and FGSM/BIM lose their direction.
+    """
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    images, labels = _test_subset(dataset.to(dev), n_test)
+    norms = []
+    for i in range(0, len(labels), batch_size):
+        x = images[i:i + batch_size].clone().requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(model(x).float(), labels[i:i + batch_size], reduction="sum")
+        grad, = torch.autograd.grad(loss, x)
+        norms.append(grad.flatten(1).double().norm(dim=1))
+    norms = torch.cat(norms)
+    return pd.DataFrame([_row(
+        cfg, dev, n=len(labels), tiny_gradient=tiny, frac_zero_gradient=(norms == 0).double().mean().item(),
+        frac_vanished_gradient=(norms < tiny).double().mean().item(), median_gradient_norm=norms.median().item(),
+    )])
 
 
 FEATURE_SETS = ("train", "test", "bim_linf", "fgsm_l2")

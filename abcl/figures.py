@@ -25,8 +25,13 @@ def read_csvs(paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
 
 
+ATTACK_NAMES = {"fgsm": "FGSM", "bim": "BIM", "pgd": "PGD", "apgd_ce": "APGD-CE", "apgd_dlr": "APGD-DLR",
+                "worst_case": "worst case"}
+PAPER_ATTACKS = ("clean", "fgsm", "bim")
+
+
 def evaluation_label(attack: str, norm: str, eps: float) -> str:
-    return "clean" if attack == "clean" else f"{attack.upper()} {NORM_SYMBOL[norm]} ε={eps:g}"
+    return "clean" if attack == "clean" else f"{ATTACK_NAMES[attack]} {NORM_SYMBOL[norm]} ε={eps:g}"
 
 
 def with_evaluation(frame: pd.DataFrame) -> pd.DataFrame:
@@ -34,7 +39,7 @@ def with_evaluation(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(evaluation=labels, accuracy_pct=100 * frame.accuracy)
 
 
-ATTACK_ORDER = [("clean", "none"), ("fgsm", "linf"), ("bim", "linf"), ("fgsm", "l2"), ("bim", "l2")]
+ATTACK_ORDER = [("clean", "none")] + [(attack, norm) for norm in ("linf", "l2") for attack in ATTACK_NAMES]
 
 
 def ordered_evaluations(frame: pd.DataFrame, middle_only: bool = False) -> list[str]:
@@ -78,7 +83,7 @@ def _grid(n_panels: int, ncols: int, width: float, height: float) -> tuple[plt.F
 
 def fig1_heatmaps(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame:
     """HT-SCE + AB: mean accuracy (%) over seeds on the (k1, k2) grid, one heatmap per evaluation."""
-    frame = with_evaluation(frame[frame.loss == "ht_sce"])
+    frame = with_evaluation(frame[(frame.loss == "ht_sce") & frame.attack.isin(PAPER_ATTACKS)])
     evaluations = ordered_evaluations(frame, middle_only=True)
     sns.set_theme(style="white", font_scale=1.0)
     fig, axes = _grid(len(evaluations), 3, 4.6, 3.9)
@@ -101,7 +106,7 @@ def fig1_heatmaps(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame:
 
 def fig2_scale(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame:
     """Cos-SCE basis: accuracy (%) against the scale s, one line per evaluation, band = seed s.d."""
-    frame = with_evaluation(frame[frame.loss == "cos_sce"])
+    frame = with_evaluation(frame[(frame.loss == "cos_sce") & frame.attack.isin(PAPER_ATTACKS)])
     evaluations = ordered_evaluations(frame, middle_only=True)
     frame = frame[frame.evaluation.isin(evaluations)]
     sns.set_theme(style="whitegrid", font_scale=1.1)
@@ -145,8 +150,9 @@ def fig3_tsne(embeddings: dict[str, pd.DataFrame], out_png: str | Path,
     save_figure(fig, out_png)
 
 
-def robustness_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± s.d. over seeds of clean and per-attack accuracy (%), one row per model."""
+def robustness_table(frame: pd.DataFrame, masking: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean ± s.d. over seeds of clean and per-attack accuracy (%), one row per model; with a
+    masking report, a last column lists each model's gradient-masking flags."""
     frame = with_evaluation(frame)
     frame = frame.assign(model=[model_name(*v) for v in zip(frame.loss, frame.k1, frame.k2, frame.s)])
     stats = frame.groupby(["model", "evaluation"], sort=False).accuracy_pct.agg(["mean", "std", "count"])
@@ -155,12 +161,13 @@ def robustness_table(frame: pd.DataFrame) -> pd.DataFrame:
     order = [m for m in MODEL_ORDER if m in table.index] + [m for m in table.index if m not in MODEL_ORDER]
     table = table.loc[order, ordered_evaluations(frame)]
     table.insert(0, "seeds", stats["count"].groupby("model").min().loc[order].astype(int))
+    if masking is not None:
+        flags = masking.groupby("model").flags.agg(lambda f: "; ".join(sorted({x for x in f.fillna("") if x})))
+        table["masking flags"] = [flags.get(model, "") or "none" for model in table.index]
     return table.rename_axis("model").reset_index()
 
 
-def write_table(table: pd.DataFrame, csv_path: str | Path, md_path: str | Path) -> None:
-    with atomic_path(csv_path) as part:
-        table.to_csv(part, index=False)
+def write_table_md(table: pd.DataFrame, md_path: str | Path) -> None:
     header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
     body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in table.itertuples(index=False))
     with atomic_path(md_path) as part:

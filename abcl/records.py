@@ -78,5 +78,11 @@ def write_json(path: str | Path, record: Any) -> None:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def write_csv(frame: Any, path: str | Path) -> None:
+    """Write a pandas DataFrame as CSV, atomically."""
+    with atomic_path(path) as part:
+        frame.to_csv(part, index=False)
+
+
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())

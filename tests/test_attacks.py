@@ -115,3 +115,12 @@ def test_l2_attack_moves_inputs_of_large_scale_cosine_model(trained_cosface, bat
         assert (predict(model, ours) == y).float().mean() < (predict(model, x) == y).float().mean()
     finally:
         model.head.s = original_s
+
+
+def test_attacks_leave_the_model_in_eval_mode(trained_cosface, batch):
+    model, _ = trained_cosface
+    x, y = batch
+    for spec in SPECS[:2]:
+        perturb(model, spec, x, y)
+        assert not model.training
+        assert not any(m.training for m in model.modules())

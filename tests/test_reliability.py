@@ -1,7 +1,6 @@
 """Faults: a killed training resumes exactly, reruns reproduce, concurrent runs are refused."""
 
 import json
-import os
 import signal
 import shutil
 import subprocess

@@ -76,6 +76,15 @@ def train_config_json(wildcards):
     return json.dumps(cfg.to_dict(), sort_keys=True)
 
 
+def attacks_json(wildcards):
+    """The paper's attacks for every model; the adaptive ones too for the table's models."""
+    model = {key: getattr(wildcards, key) for key in MODEL_COLUMNS}
+    attacks = dict(config["attacks"])
+    if model in figure_models(config, "table"):
+        attacks.update(config["adaptive_attacks"])
+    return json.dumps(attacks, sort_keys=True)
+
+
 def fig3_model_dirs():
     """Display name -> directory of the first seed's SCE, CosFace and ABCL models."""
     return {
@@ -100,4 +109,5 @@ def final_outputs():
         f"{RESULTS}/figures/fig2.png",
         f"{RESULTS}/figures/fig3.png",
         f"{RESULTS}/table.md",
+        f"{RESULTS}/claims.md",
     ]

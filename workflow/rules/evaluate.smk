@@ -4,6 +4,7 @@ rule evaluate:
         data=rules.prepare_data.output.data,
     output:
         csv=f"{MODEL_DIR}/eval.csv",
+        gradients=f"{MODEL_DIR}/gradients.csv",
     log:
         f"{MODEL_DIR}/eval.log",
     benchmark:
@@ -16,7 +17,8 @@ rule evaluate:
     resources:
         gpu=config["train"]["gpu"],
     params:
-        attacks=json.dumps(config["attacks"], sort_keys=True),
+        attacks=attacks_json,
+        tiny_gradient=config["masking"]["tiny_gradient"],
         n_test=(
             f"--n-test {config['eval']['n_test']}" if config["eval"]["n_test"] else ""
         ),
@@ -25,4 +27,5 @@ rule evaluate:
     shell:
         "abcl evaluate --model {input.model} --data {input.data} --attacks '{params.attacks}' "
         "{params.n_test} --batch-size {params.batch_size} --device {params.device} "
-        "--threads {threads} --out {output.csv} > {log} 2>&1"
+        "--threads {threads} --tiny-gradient {params.tiny_gradient} --out {output.csv} "
+        "--gradients {output.gradients} > {log} 2>&1"

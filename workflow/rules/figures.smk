@@ -49,6 +49,7 @@ rule fig3:
             category="Figures",
         ),
         pdf=f"{RESULTS}/figures/fig3.pdf",
+        scores=f"{RESULTS}/separability.csv",
     log:
         f"{RESULTS}/logs/fig3.log",
     benchmark:
@@ -61,12 +62,14 @@ rule fig3:
         fgsm_l2_eps=config["embed"]["fgsm_l2_eps"],
     shell:
         "abcl fig3 --out {output.png} {params.panels} "
-        "--bim-linf-eps {params.bim_linf_eps} --fgsm-l2-eps {params.fgsm_l2_eps} > {log} 2>&1"
+        "--bim-linf-eps {params.bim_linf_eps} --fgsm-l2-eps {params.fgsm_l2_eps} "
+        "--scores-out {output.scores} > {log} 2>&1"
 
 
 rule table:
     input:
-        model_files("table", "eval.csv"),
+        evals=model_files("table", "eval.csv"),
+        masking=f"{RESULTS}/masking.csv",
     output:
         csv=f"{RESULTS}/table.csv",
         md=report(
@@ -81,4 +84,5 @@ rule table:
     conda:
         "../envs/abcl.yaml"
     shell:
-        "abcl table --out-csv {output.csv} --out-md {output.md} {input} > {log} 2>&1"
+        "abcl table --out-csv {output.csv} --out-md {output.md} --masking {input.masking} "
+        "{input.evals} > {log} 2>&1"
