@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from abcl import ABCLError
-from abcl.records import atomic_path, sha256_file, write_json
+from abcl.records import atomic_path, read_json, save_torch, sha256_file, write_json
 
 DATASETS = ("mnist5k", "mnist", "fashion-mnist")
 IDX_FILES = {
@@ -204,8 +204,7 @@ def load_dataset(name: str, source: str | Path | None = None, download: str | No
 def save_dataset(dataset: Dataset, path: str | Path) -> str:
     """Write ``dataset`` atomically, with a ``.json`` sidecar holding its SHA-256; return it."""
     path = Path(path)
-    with atomic_path(path) as part:
-        torch.save({"name": dataset.name, **{k: getattr(dataset, k) for k in IDX_FILES}}, part)
+    save_torch({"name": dataset.name, **{k: getattr(dataset, k) for k in IDX_FILES}}, path)
     digest = sha256_file(path)
     write_json(path.with_suffix(".json"), {
         "dataset": dataset.name, "sha256": digest,
@@ -221,7 +220,6 @@ def load_prepared(path: str | Path, expected_sha256: str | None = None) -> Datas
         raise DatasetError(f"{path}: prepared dataset not found; run 'abcl prepare-data' first")
     sidecar = path.with_suffix(".json")
     if expected_sha256 is None and sidecar.exists():
-        from abcl.records import read_json
         expected_sha256 = read_json(sidecar)["sha256"]
     if expected_sha256 is not None and sha256_file(path) != expected_sha256:
         raise DatasetError(f"{path}: checksum changed since it was prepared; delete it and prepare again")

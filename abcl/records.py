@@ -78,6 +78,16 @@ def write_json(path: str | Path, record: Any) -> None:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def save_torch(obj: Any, path: str | Path) -> None:
+    """torch.save, atomically, through a file handle: the archive then holds no file name, so the
+    same tensors always give the same bytes (and the same SHA-256)."""
+    import torch
+
+    with atomic_path(path) as part:
+        with open(part, "wb") as handle:
+            torch.save(obj, handle)
+
+
 def write_csv(frame: Any, path: str | Path) -> None:
     """Write a pandas DataFrame as CSV, atomically."""
     with atomic_path(path) as part:

@@ -25,7 +25,8 @@ def summarize(values: pd.Series, n_test: int) -> dict[str, float]:
     sd = float(values.std(ddof=1)) if k > 1 else float("nan")
     half = (stats.t.ppf(0.975, k - 1) * sd / math.sqrt(k) if k > 1
             else 1.96 * math.sqrt(max(mean * (1 - mean), 1e-12) / n_test))
-    return {"mean": mean, "sd": sd, "ci95_low": mean - half, "ci95_high": mean + half, "half": half, "seeds": k}
+    return {"mean": mean, "sd": sd, "ci95_low": max(0.0, mean - half), "ci95_high": min(1.0, mean + half),
+            "half": half, "seeds": k}
 
 
 def accuracy_stats(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -94,13 +95,15 @@ def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: flo
             at = budget.set_index("attack").accuracy
             if {"fgsm", "bim"} <= set(at.index) and at["fgsm"] < at["bim"] - gap:
                 flags.append(f"FGSM beats BIM ({norm} eps={eps:g})")
-            if {"apgd_ce", "apgd_dlr"} <= set(at.index) and abs(at["apgd_ce"] - at["apgd_dlr"]) > gap:
-                stronger = "CE" if at["apgd_ce"] < at["apgd_dlr"] else "DLR"
-                flags.append(f"APGD-{stronger} stronger by >{gap_points:g} points ({norm} eps={eps:g})")
+            # DLR is invariant to the logit scale; CE saturates with it. DLR far stronger than CE is
+            # the signature of masked CE gradients (CE stronger than DLR is common and benign).
+            if {"apgd_ce", "apgd_dlr"} <= set(at.index) and at["apgd_dlr"] < at["apgd_ce"] - gap:
+                flags.append(f"APGD-DLR beats APGD-CE by >{gap_points:g} points ({norm} eps={eps:g})")
             paper = at[at.index.isin(PAPER_NAMES)]
             adaptive = at[~at.index.isin([*PAPER_NAMES, "worst_case"])]
             if len(paper) and len(adaptive) and adaptive.min() < paper.min() - gap:
-                flags.append(f"adaptive attack beats FGSM/BIM by >{gap_points:g} points ({norm} eps={eps:g})")
+                flags.append(f"FGSM/BIM overestimate robustness: an adaptive attack is >{gap_points:g} points "
+                             f"stronger ({norm} eps={eps:g})")
         first = group.iloc[0]
         rows.append({
             "model": model_name(first.loss, first.k1, first.k2, first.s), "loss": first.loss, "s": first.s,
@@ -196,9 +199,10 @@ def claim_robustness(table_evals: pd.DataFrame) -> tuple[str, str, str]:
     """Claim 4: ABCL is more robust to FGSM and BIM than SCE and CosFace."""
     frame = table_evals.assign(model=[model_name(*v) for v in zip(table_evals.loss, table_evals.k1,
                                                                   table_evals.k2, table_evals.s)])
-    table = accuracy_stats(frame[frame.attack.isin(PAPER_NAMES)], ["model"]).set_index(["model", "evaluation"])
+    frame = frame[frame.attack.isin(PAPER_NAMES)]
+    table = accuracy_stats(frame, ["model"]).set_index(["model", "evaluation"])
     rows, passed = [], []
-    for evaluation in dict.fromkeys(table.index.get_level_values("evaluation")):
+    for evaluation in ordered_evaluations(frame):
         try:
             ab, sce, cos = (table.loc[(m, evaluation)] for m in ("ABCL", "SCE", "CosFace"))
         except KeyError:

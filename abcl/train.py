@@ -17,7 +17,7 @@ from abcl.config import TrainConfig
 from abcl.data import Dataset
 from abcl.losses import build_loss
 from abcl.models import ABCLNet, build_model
-from abcl.records import atomic_path, library_versions, write_json
+from abcl.records import library_versions, save_torch, write_json
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
@@ -141,11 +141,10 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
             raise TrainingDiverged(f"non-finite training loss ({epoch_loss}) in epoch {epoch + 1} of {cfg.describe()}")
         history.append({"epoch": epoch + 1, "loss": epoch_loss, "accuracy": epoch_acc})
         bar.set_postfix(loss=f"{epoch_loss:.4f}", acc=f"{epoch_acc:.4f}")
-        with atomic_path(checkpoint_path) as part:
-            torch.save({"config_hash": cfg.hash, "epoch": epoch + 1, "history": history,
-                        "elapsed_s": elapsed_before + time.perf_counter() - started,
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": _rng_state(shuffle)}, part)
+        save_torch({"config_hash": cfg.hash, "epoch": epoch + 1, "history": history,
+                    "elapsed_s": elapsed_before + time.perf_counter() - started,
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "rng": _rng_state(shuffle)}, checkpoint_path)
 
     record = {
         "config": cfg.to_dict(), "config_hash": cfg.hash, "seed": cfg.seed,
@@ -166,8 +165,7 @@ def device_name(dev: torch.device) -> str:
 
 def save_model(model: ABCLNet, cfg: TrainConfig, path: str | Path) -> None:
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as part:
-        torch.save({"config": cfg.to_dict(), "state_dict": state}, part)
+    save_torch({"config": cfg.to_dict(), "state_dict": state}, path)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[ABCLNet, TrainConfig]:

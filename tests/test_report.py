@@ -140,3 +140,19 @@ def test_summary_interval_uses_seeds_or_binomial():
     assert one["ci95_high"] - one["mean"] == pytest.approx(1.96 * (0.9 * 0.1 / 10_000) ** 0.5)
     three = summarize(pd.Series([0.9, 0.92, 0.94]), n_test=10_000)
     assert three["sd"] == pytest.approx(0.02) and three["ci95_low"] < 0.9
+
+
+@pytest.mark.parametrize("accuracies,expected", [
+    ({("fgsm", "linf", 0.2): 0.30, ("bim", "linf", 0.2): 0.60}, "FGSM beats BIM (linf eps=0.2)"),
+    ({("apgd_ce", "l2", 2.0): 0.70, ("apgd_dlr", "l2", 2.0): 0.20}, "APGD-DLR beats APGD-CE by >10 points"),
+    ({("bim", "l2", 2.0): 0.70, ("pgd", "l2", 2.0): 0.40}, "FGSM/BIM overestimate robustness"),
+    ({("fgsm", "linf", 0.2): 0.50, ("bim", "linf", 0.2): 0.30, ("apgd_ce", "l2", 2.0): 0.20,
+      ("apgd_dlr", "l2", 2.0): 0.35}, ""),
+])
+def test_masking_flags_follow_attack_ordering(accuracies, expected):
+    evals = fake_evals({("cosface", 0, 0, 5, 0): {("clean", "none", 0.0): 0.97, **accuracies}})
+    gradients = pd.DataFrame([{"config_hash": evals.config_hash.iloc[0], "frac_vanished_gradient": 0.0,
+                               "median_gradient_norm": 0.1}])
+    report = masking_report(evals, gradients).iloc[0]
+    assert report.masking_suspected == bool(expected)
+    assert expected in report.flags
