@@ -162,7 +162,7 @@ def robustness_table(frame: pd.DataFrame, masking: pd.DataFrame | None = None) -
     table = table.loc[order, ordered_evaluations(frame)]
     table.insert(0, "seeds", stats["count"].groupby("model").min().loc[order].astype(int))
     if masking is not None:
-        flags = masking.groupby("model").flags.agg(lambda f: "; ".join(sorted({x for x in f.fillna("") if x})))
+        flags = masking.groupby("model")["flags"].agg(lambda f: "; ".join(sorted({x for x in f.fillna("") if x})))
         table["masking flags"] = [flags.get(model, "") or "none" for model in table.index]
     return table.rename_axis("model").reset_index()
 

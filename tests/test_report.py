@@ -155,4 +155,4 @@ def test_masking_flags_follow_attack_ordering(accuracies, expected):
                                "median_gradient_norm": 0.1}])
     report = masking_report(evals, gradients).iloc[0]
     assert report.masking_suspected == bool(expected)
-    assert expected in report.flags
+    assert expected in report["flags"]
