@@ -115,3 +115,29 @@ def test_second_snakemake_on_same_directory_is_refused(tmp_path):
         first.wait(timeout=120)
     assert first.returncode == 0
     assert (tmp_path / "results" / "mnist5k" / "data" / "mnist5k.pt").exists()
+
+
+def test_killed_evaluation_leaves_no_result(prepared, trained_cosface, tmp_path):
+    from abcl.train import save_model
+    model, cfg = trained_cosface
+    save_model(model, cfg, tmp_path / "model.pt")
+    out = tmp_path / "eval.csv"
+    attacks = json.dumps({"bim_linf": {"eps": [0.1, 0.2, 0.3], "steps": 200}})
+    job = subprocess.Popen([sys.executable, "-m", "abcl", "evaluate", "--model", str(tmp_path / "model.pt"),
+                            "--data", str(prepared), "--attacks", attacks, "--device", "cpu", "--out", str(out)])
+    time.sleep(6)
+    assert job.poll() is None, "the evaluation should still be running"
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".csv")]
+
+
+def test_unknown_profile_key_is_refused(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    (tmp_path / "profiles" / "typo").mkdir(parents=True)
+    (tmp_path / "profiles" / "typo" / "config.yaml").write_text("cores: 2\nrerun-incompleet: true\n")
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
+                             "-n", "--profile", "profiles/typo"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "rerun-incompleet" in result.stderr
