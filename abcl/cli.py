@@ -79,15 +79,19 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from abcl.records import write_csv
     from abcl.train import load_model
     config = _config(args.config)
-    attacks = _json(args.attacks, "attacks") if args.attacks else _setting(args, config, "attacks", "attacks")
-    if not attacks:
+    if args.attacks:
+        attacks = _json(args.attacks, "attacks")
+    elif config is not None:
+        attacks = {**config["attacks"], **config["adaptive_attacks"]}
+    else:
         raise ABCLError("give --attacks JSON or --config FILE")
+    specs = attack_specs(attacks)  # a bad attack fails before any model is loaded
     _threads(_setting(args, config, "threads", "train", "threads"))
     model, cfg = load_model(args.model)
     dataset = load_prepared(args.data)
     n_test = _setting(args, config, "n_test", "eval", "n_test")
     device = _setting(args, config, "device", "train", "device", default="auto")
-    rows = evaluate_model(model, cfg, dataset, attack_specs(attacks), n_test=n_test, device=device,
+    rows = evaluate_model(model, cfg, dataset, specs, n_test=n_test, device=device,
                           batch_size=_setting(args, config, "batch_size", "eval", "batch_size", default=500))
     write_csv(rows, args.out)
     if args.gradients:

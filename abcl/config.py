@@ -121,11 +121,11 @@ ATTACK_KINDS = PAPER_ATTACKS + ADAPTIVE_ATTACKS
 
 
 def attack_specs(attacks: dict[str, Any]) -> list[AttackSpec]:
-    """Expand the config's ``attacks`` section into one spec per (attack, budget)."""
+    """Check a mapping of attack kind -> options against the schema (the config's ``attacks`` and
+    ``adaptive_attacks`` sections), then expand it into one spec per (attack, budget)."""
+    _validate_attacks(attacks)
     specs = []
     for kind, options in attacks.items():
-        if kind not in ATTACK_KINDS:
-            raise ConfigError(f"attacks: unknown attack '{kind}'; choose from {', '.join(ATTACK_KINDS)}")
         name, norm = kind.rsplit("_", 1)
         for eps in options["eps"]:
             specs.append(AttackSpec(
@@ -139,6 +139,18 @@ def attack_specs(attacks: dict[str, Any]) -> list[AttackSpec]:
 
 
 # ---------------------------------------------------------------- workflow config
+def _validate_attacks(attacks: dict[str, Any]) -> None:
+    import jsonschema
+
+    spec = schema()
+    kinds = {**spec["properties"]["attacks"]["properties"], **spec["properties"]["adaptive_attacks"]["properties"]}
+    fragment = {"definitions": spec["definitions"], "type": "object", "additionalProperties": False,
+                "properties": kinds}
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(fragment).iter_errors(attacks))
+    if error is not None:
+        raise ConfigError(_one_line(error).replace("config error at '", "attack error at '"))
+
+
 def schema() -> dict[str, Any]:
     text = resources.files("abcl").joinpath("schemas/config.schema.yaml").read_text()
     return yaml.safe_load(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -32,7 +33,9 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+@functools.lru_cache(maxsize=1)
 def library_versions() -> dict[str, str]:
+    """Versions of Python, abcl (with its git revision) and the libraries behind the numbers."""
     versions = {"python": platform.python_version(), "abcl": code_version()}
     for name in _TRACKED_LIBRARIES:
         try:

@@ -105,3 +105,13 @@ def test_attack_specs_expand_budgets_and_steps():
     bim = next(s for s in specs if s.key == "bim_linf" and s.eps == 0.3)
     assert bim.steps == 10 and bim.alpha == pytest.approx(2.5 * 0.3 / 10)
     assert bim.alpha * bim.steps > bim.eps, "BIM must be able to reach the boundary of its ball"
+
+
+@pytest.mark.parametrize("attacks,message", [
+    ({"fgsm_l3": {"eps": [1.0]}}, "Additional properties are not allowed ('fgsm_l3' was unexpected)"),
+    ({"bim_linf": {"eps": [-0.1], "steps": 10}}, "attack error at 'bim_linf/eps/0': -0.1 is less than or equal"),
+    ({"pgd_l2": {"eps": [1.0]}}, "attack error at 'pgd_l2': 'steps' is a required property"),
+])
+def test_bad_attacks_given_directly_are_refused(attacks, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        attack_specs(attacks)
