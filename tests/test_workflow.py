@@ -111,3 +111,15 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     assert clean[0] > 50, "one epoch of real training must beat chance by far"
     again = snakemake("--cores", "2", "--configfile", ".test/config.yaml", cwd=workdir)
     assert "Nothing to be done" in again.stdout + again.stderr
+    for name in ("claims.md", "masking.csv", "separability.csv", "table.csv"):
+        assert (results / name).stat().st_size > 100, name
+    assert "**Verdict: " in (results / "claims.md").read_text()
+
+    # one more s in Fig. 2's grid: only that model is trained, and only what depends on it is redrawn
+    grown = workdir / ".test" / "grown.yaml"
+    grown.write_text((workdir / ".test" / "config.yaml").read_text().replace("fig2_s: [1, 8]", "fig2_s: [1, 4, 8]"))
+    plan = planned_jobs(snakemake("-n", "--configfile", str(grown), cwd=workdir).stdout)
+    assert plan == Counter({"train": 1, "evaluate": 1, "fig2": 1, "claims": 1, "all": 1})
+
+    report = snakemake("--report", "report.html", "--configfile", ".test/config.yaml", cwd=workdir)
+    assert (workdir / "report.html").stat().st_size > 100_000, report.stdout[-2000:]
