@@ -15,15 +15,17 @@ from abcl.data import Dataset
 from abcl.records import atomic_path, library_versions
 from abcl.train import as_float_images, device_name, resolve_device
 
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.is_cuda):
         return torch.cat([model(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
 
 
-def _test_subset(dataset: Dataset, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _test_subset(dataset: Dataset, n: int | None, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` test images as floats on ``dev`` (only they travel, not the whole dataset)."""
     n = len(dataset.test_y) if n is None else min(n, len(dataset.test_y))
-    return as_float_images(dataset.test_x[:n]), dataset.test_y[:n]
+    return as_float_images(dataset.test_x[:n].to(dev)), dataset.test_y[:n].to(dev)
 
 
 def _row(cfg: TrainConfig, dev: torch.device, **values: Any) -> dict[str, Any]:
@@ -39,7 +41,7 @@ def evaluate_model(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, s
     per budget a ``worst_case`` row: a sample counts only if it survives every attack at that budget."""
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    images, labels = _test_subset(dataset.to(dev), n_test)
+    images, labels = _test_subset(dataset, n_test, dev)
     clean = predict(model, images) == labels
     rows = [_row(cfg, dev, attack="clean", norm="none", eps=0.0, steps=0, restarts=0,
                  accuracy=clean.double().mean().item(), n=len(labels), max_linf=0.0, max_l2=0.0)]
@@ -72,7 +74,7 @@ def gradient_report(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, 
     """
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    images, labels = _test_subset(dataset.to(dev), n_test)
+    images, labels = _test_subset(dataset, n_test, dev)
     norms = []
     for i in range(0, len(labels), batch_size):
         x = images[i:i + batch_size].clone().requires_grad_(True)
@@ -95,11 +97,10 @@ def extract_features(model: torch.nn.Module, dataset: Dataset, n_per_set: int, b
     the BIM-L-inf and FGSM-L2 adversarial versions of that test subset."""
     dev = resolve_device(device)
     model = model.to(dev).eval()
-    data = dataset.to(dev)
-    pick = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed))[:n_per_set].to(dev)
-    test_x, test_y = _test_subset(data, n_per_set)
+    pick = torch.randperm(len(dataset.train_y), generator=torch.Generator().manual_seed(seed))[:n_per_set]
+    test_x, test_y = _test_subset(dataset, n_per_set, dev)
     sets = {
-        "train": (as_float_images(data.train_x[pick]), data.train_y[pick]),
+        "train": (as_float_images(dataset.train_x[pick].to(dev)), dataset.train_y[pick].to(dev)),
         "test": (test_x, test_y),
         "bim_linf": (perturb(model, bim_linf, test_x, test_y), test_y),
         "fgsm_l2": (perturb(model, fgsm_l2, test_x, test_y), test_y),
