@@ -19,15 +19,14 @@ NORM_SYMBOL = {"linf": "L∞", "l2": "L2", "none": ""}
 SET_TITLES = {"train": "train", "test": "test", "bim_linf": "BIM L∞ adversarial test",
               "fgsm_l2": "FGSM L2 adversarial test"}
 MODEL_ORDER = ("SCE", "CosFace", "HT-SCE", "ABCL")
+ATTACK_NAMES = {"fgsm": "FGSM", "bim": "BIM", "pgd": "PGD", "apgd_ce": "APGD-CE", "apgd_dlr": "APGD-DLR",
+                "worst_case": "worst case"}
+ATTACK_ORDER = [("clean", "none")] + [(attack, norm) for norm in ("linf", "l2") for attack in ATTACK_NAMES]
+PAPER_ATTACKS = ("clean", "fgsm", "bim")  # Figs. 1 and 2 show the paper's attacks only
 
 
 def read_csvs(paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
-
-
-ATTACK_NAMES = {"fgsm": "FGSM", "bim": "BIM", "pgd": "PGD", "apgd_ce": "APGD-CE", "apgd_dlr": "APGD-DLR",
-                "worst_case": "worst case"}
-PAPER_ATTACKS = ("clean", "fgsm", "bim")
 
 
 def evaluation_label(attack: str, norm: str, eps: float) -> str:
@@ -37,9 +36,6 @@ def evaluation_label(attack: str, norm: str, eps: float) -> str:
 def with_evaluation(frame: pd.DataFrame) -> pd.DataFrame:
     labels = [evaluation_label(a, n, e) for a, n, e in zip(frame.attack, frame.norm, frame.eps)]
     return frame.assign(evaluation=labels, accuracy_pct=100 * frame.accuracy)
-
-
-ATTACK_ORDER = [("clean", "none")] + [(attack, norm) for norm in ("linf", "l2") for attack in ATTACK_NAMES]
 
 
 def ordered_evaluations(frame: pd.DataFrame, middle_only: bool = False) -> list[str]:
