@@ -180,9 +180,9 @@ def cmd_table(args: argparse.Namespace) -> None:
     from abcl.report import stats_table
     evals = figures.read_csvs(args.inputs)
     masking = pd.read_csv(args.masking) if args.masking else None
-    table = figures.robustness_table(evals, masking)
+    table = figures.robustness_table(evals, masking, abcl_k=(args.k1, args.k2))
     figures.write_table_md(table, args.out_md)
-    write_csv(stats_table(evals), args.out_csv)
+    write_csv(stats_table(evals, abcl_k=(args.k1, args.k2)), args.out_csv)
     print(table.to_string(index=False))
 
 
@@ -194,7 +194,8 @@ def cmd_masking(args: argparse.Namespace) -> None:
     report = masking_report(figures.read_csvs(args.evals), figures.read_csvs(args.gradients),
                             gap_points=_setting(args, config, "gap_points", "masking", "gap_points", default=10.0),
                             max_vanished_fraction=_setting(args, config, "max_vanished_fraction", "masking",
-                                                           "max_vanished_fraction", default=0.05))
+                                                           "max_vanished_fraction", default=0.05),
+                            abcl_k=(args.k1, args.k2))
     write_csv(report, args.out)
     print(report[["model", "seed", "frac_vanished_gradient", "masking_suspected", "flags"]].to_string(index=False))
 
@@ -298,12 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-md", required=True)
     p.add_argument("--masking", help="masking report CSV: adds a flag column")
+    p.add_argument("--k1", type=float, default=512.0, help="k1 of the model called ABCL")
+    p.add_argument("--k2", type=float, default=64.0, help="k2 of the model called ABCL")
     p.add_argument("inputs", nargs="+", help="evaluation CSVs")
 
     p = command("masking", cmd_masking, "gradient-masking report of the table's models (CSV)")
     p.add_argument("--config")
     p.add_argument("--gap-points", type=float, help="accuracy gap (points) that flags an attack ordering")
     p.add_argument("--max-vanished-fraction", type=float, help="flag above this fraction of vanished gradients")
+    p.add_argument("--k1", type=float, default=512.0, help="k1 of the model called ABCL")
+    p.add_argument("--k2", type=float, default=64.0, help="k2 of the model called ABCL")
     p.add_argument("--evals", nargs="+", required=True, help="evaluation CSVs")
     p.add_argument("--gradients", nargs="+", required=True, help="gradient CSVs of the same models")
     p.add_argument("--out", required=True)

@@ -50,14 +50,28 @@ def ordered_evaluations(frame: pd.DataFrame, middle_only: bool = False) -> list[
     return labels
 
 
-def model_name(loss: str, k1: float, k2: float, s: float) -> str:
+def model_name(loss: str, k1: float, k2: float, s: float, abcl_k: tuple[float, float] = (512, 64)) -> str:
     if loss == "sce":
         return "SCE"
     if loss == "cosface":
         return "CosFace"
     if loss == "cos_sce":
         return f"Cos-SCE s={s:g}"
-    return "HT-SCE" if k1 == 0 and k2 == 0 else "ABCL"
+    if k1 == 0 and k2 == 0:
+        return "HT-SCE"
+    return "ABCL" if (k1, k2) == tuple(abcl_k) else f"HT-SCE+AB {k1:g}/{k2:g}"
+
+
+def with_model(frame: pd.DataFrame, abcl_k: tuple[float, float] = (512, 64)) -> pd.DataFrame:
+    """Rows labeled by model; refuses inputs where one model and seed has two configurations."""
+    frame = frame.assign(model=[model_name(*v, abcl_k) for v in zip(frame.loss, frame.k1, frame.k2, frame.s)])
+    clash = frame.duplicated(["model", "seed", "attack", "norm", "eps"])
+    if clash.any():
+        from abcl import ABCLError
+        row = frame[clash].iloc[0]
+        raise ABCLError(f"two evaluations of {row.model} seed {row.seed} at {row.attack} {row.norm} {row.eps:g}: "
+                        "the inputs mix configurations (or repeat a file)")
+    return frame
 
 
 def save_figure(fig: plt.Figure, png_path: str | Path) -> None:
@@ -146,11 +160,12 @@ def fig3_tsne(embeddings: dict[str, pd.DataFrame], out_png: str | Path,
     save_figure(fig, out_png)
 
 
-def robustness_table(frame: pd.DataFrame, masking: pd.DataFrame | None = None) -> pd.DataFrame:
+def robustness_table(frame: pd.DataFrame, masking: pd.DataFrame | None = None,
+                     abcl_k: tuple[float, float] = (512, 64)) -> pd.DataFrame:
     """Mean ± s.d. over seeds of clean and per-attack accuracy (%), one row per model; with a
     masking report, a last column lists each model's gradient-masking flags."""
     frame = with_evaluation(frame)
-    frame = frame.assign(model=[model_name(*v) for v in zip(frame.loss, frame.k1, frame.k2, frame.s)])
+    frame = with_model(frame, abcl_k)
     stats = frame.groupby(["model", "evaluation"], sort=False).accuracy_pct.agg(["mean", "std", "count"])
     cells = stats.apply(lambda r: f"{r['mean']:.1f}" + ("" if r["count"] < 2 else f" ± {r['std']:.1f}"), axis=1)
     table = cells.unstack("evaluation")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy import stats
 
-from abcl.figures import PAPER_ATTACKS, model_name, ordered_evaluations, with_evaluation
+from abcl.figures import PAPER_ATTACKS, model_name, ordered_evaluations, with_evaluation, with_model
 
 PAPER_NAMES = ("fgsm", "bim")
 
@@ -81,7 +81,7 @@ def _md_table(frame: pd.DataFrame) -> str:
 
 # ---------------------------------------------------------------- gradient masking
 def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: float = 10.0,
-                   max_vanished_fraction: float = 0.05) -> pd.DataFrame:
+                   max_vanished_fraction: float = 0.05, abcl_k: tuple[float, float] = (512, 64)) -> pd.DataFrame:
     """One row per model with the signs of gradient masking, each a named flag."""
     gap = gap_points / 100
     rows = []
@@ -106,7 +106,7 @@ def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: flo
                              f"stronger ({norm} eps={eps:g})")
         first = group.iloc[0]
         rows.append({
-            "model": model_name(first.loss, first.k1, first.k2, first.s), "loss": first.loss, "s": first.s,
+            "model": model_name(first.loss, first.k1, first.k2, first.s, abcl_k), "loss": first.loss, "s": first.s,
             "k1": first.k1, "k2": first.k2, "seed": first.seed, "config_hash": config_hash,
             "clean_accuracy": acc[("clean", "none", 0.0)],
             "frac_vanished_gradient": grads.frac_vanished_gradient,
@@ -195,10 +195,9 @@ def claim_separation(scores: pd.DataFrame) -> tuple[str, str, str]:
     return text, _overall(passed), _md_table(pd.DataFrame(rows)) if rows else ""
 
 
-def claim_robustness(table_evals: pd.DataFrame) -> tuple[str, str, str]:
+def claim_robustness(table_evals: pd.DataFrame, abcl_k: tuple[float, float] = (512, 64)) -> tuple[str, str, str]:
     """Claim 4: ABCL is more robust to FGSM and BIM than SCE and CosFace."""
-    frame = table_evals.assign(model=[model_name(*v) for v in zip(table_evals.loss, table_evals.k1,
-                                                                  table_evals.k2, table_evals.s)])
+    frame = with_model(table_evals, abcl_k)
     frame = frame[frame.attack.isin(PAPER_NAMES)]
     table = accuracy_stats(frame, ["model"]).set_index(["model", "evaluation"])
     rows, passed = [], []
@@ -219,7 +218,7 @@ def claim_robustness(table_evals: pd.DataFrame) -> tuple[str, str, str]:
 def claims_report(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFrame, scores: pd.DataFrame,
                   masking: pd.DataFrame | None, abcl_k: tuple[float, float]) -> str:
     sections = [claim_scale(fig2), claim_ab_repairs(fig1, *abcl_k), claim_separation(scores),
-                claim_robustness(table_evals)]
+                claim_robustness(table_evals, abcl_k)]
     seeds = int(table_evals.seed.nunique())
     n_test = int(table_evals.n.iloc[0])
     parts = [
@@ -242,9 +241,9 @@ def claims_report(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFr
     return "\n".join(parts)
 
 
-def stats_table(frame: pd.DataFrame) -> pd.DataFrame:
+def stats_table(frame: pd.DataFrame, abcl_k: tuple[float, float] = (512, 64)) -> pd.DataFrame:
     """Long table: model x evaluation with mean, s.d., 95% CI (fractions) and the seed count."""
-    frame = frame.assign(model=[model_name(*v) for v in zip(frame.loss, frame.k1, frame.k2, frame.s)])
+    frame = with_model(frame, abcl_k)
     table = accuracy_stats(frame, ["model"]).drop(columns="half")
     order = {e: i for i, e in enumerate(ordered_evaluations(frame))}
     return table.sort_values("evaluation", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)

@@ -156,3 +156,14 @@ def test_masking_flags_follow_attack_ordering(accuracies, expected):
     report = masking_report(evals, gradients).iloc[0]
     assert report.masking_suspected == bool(expected)
     assert expected in report["flags"]
+
+
+def test_table_refuses_two_configurations_under_one_name():
+    from abcl import ABCLError
+    from abcl.figures import robustness_table
+    evals = table_models(abcl_fgsm=0.75)
+    other = evals[evals.loss == "sce"].assign(config_hash="another-sce-config")
+    with pytest.raises(ABCLError, match="two evaluations of SCE seed 0 at clean none 0"):
+        robustness_table(pd.concat([evals, other]))
+    names = robustness_table(evals, abcl_k=(256, 32)).model.tolist()
+    assert "HT-SCE+AB 512/64" in names and "ABCL" not in names

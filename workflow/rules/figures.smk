@@ -83,6 +83,10 @@ rule table:
         f"{RESULTS}/benchmarks/table.tsv"
     conda:
         "../envs/abcl.yaml"
+    params:
+        k1=config["abcl"]["k1"],
+        k2=config["abcl"]["k2"],
     shell:
         "abcl table --out-csv {output.csv} --out-md {output.md} --masking {input.masking} "
+        "--k1 {params.k1} --k2 {params.k2} "
         "{input.evals} > {log} 2>&1"

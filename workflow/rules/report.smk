@@ -17,9 +17,12 @@ rule masking:
     params:
         gap_points=config["masking"]["gap_points"],
         max_vanished=config["masking"]["max_vanished_fraction"],
+        k1=config["abcl"]["k1"],
+        k2=config["abcl"]["k2"],
     shell:
         "abcl masking --evals {input.evals} --gradients {input.gradients} "
         "--gap-points {params.gap_points} --max-vanished-fraction {params.max_vanished} "
+        "--k1 {params.k1} --k2 {params.k2} "
         "--out {output.csv} > {log} 2>&1"
 
 
