@@ -141,3 +141,19 @@ def test_unknown_profile_key_is_refused(tmp_path):
                              "-n", "--profile", "profiles/typo"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode != 0
     assert "rerun-incompleet" in result.stderr
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["--loss", "arcface"], "abcl train: error: unknown loss 'arcface'; choose one of sce, cos_sce, cosface, ht_sce"),
+    (["--loss", "ht_sce", "--k1", "-512"], "abcl train: error: k1 must be a finite number >= 0, got -512.0"),
+    (["--train-config", "{\"loss\": \"sce\", \"epoch\": 3}"], "abcl train: error: unknown training key(s) epoch"),
+])
+def test_cli_bad_training_input_is_one_line_and_writes_nothing(prepared, tmp_path, arguments, message):
+    out_dir = tmp_path / "model"
+    result = subprocess.run([sys.executable, "-m", "abcl", "train", "--config", str(ROOT / "config" / "config.yaml"),
+                             *arguments, "--data", str(prepared), "--out-dir", str(out_dir)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == result.stderr.strip().splitlines()[0]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not out_dir.exists()
