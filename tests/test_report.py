@@ -167,3 +167,17 @@ def test_table_refuses_two_configurations_under_one_name():
         robustness_table(pd.concat([evals, other]))
     names = robustness_table(evals, abcl_k=(256, 32)).model.tolist()
     assert "HT-SCE+AB 512/64" in names and "ABCL" not in names
+
+
+def test_separation_claim_needs_both_metrics():
+    from abcl.report import claim_separation
+
+    def scores(knn, silhouette):
+        return pd.DataFrame([{"model": m, "set": "test", "n": 1000, "tsne_knn_accuracy": knn[m],
+                              "silhouette": silhouette[m]} for m in ("SCE", "CosFace", "ABCL")])
+    good_knn = {"SCE": 0.80, "CosFace": 0.88, "ABCL": 0.95}
+    good_sil = {"SCE": 0.3, "CosFace": 0.5, "ABCL": 0.7}
+    assert claim_separation(scores(good_knn, good_sil))[1] == "SUPPORTED"
+    assert claim_separation(scores(good_knn, {"SCE": 0.7, "CosFace": 0.5, "ABCL": 0.3}))[1] == "PARTLY SUPPORTED"
+    assert claim_separation(scores({"SCE": 0.95, "CosFace": 0.9, "ABCL": 0.8},
+                                    {"SCE": 0.7, "CosFace": 0.5, "ABCL": 0.3}))[1] == "NOT SUPPORTED"
