@@ -1,8 +1,9 @@
 """Gradient-masking report and the computed verdicts on the paper's claims (results/claims.md).
 
 Uncertainty of a mean accuracy: with k >= 2 seeds the 95% t-interval half-width
-t_{0.975, k-1} * sd / sqrt(k); with one seed the binomial 1.96 * sqrt(p (1 - p) / n) over the
-n test images. Two means differ only when their gap exceeds sqrt(u_a^2 + u_b^2).
+t_{0.975, k-1} * sd / sqrt(k); with one seed the Wilson score interval over the n test images,
+z sqrt(p (1 - p) / n + z^2 / 4n^2) / (1 + z^2 / n), which stays honest at p = 0 or 1.
+Two means differ only when their gap exceeds sqrt(u_a^2 + u_b^2).
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ PAPER_NAMES = ("fgsm", "bim")
 def summarize(values: pd.Series, n_test: int) -> dict[str, float]:
     """Mean, s.d. and 95% CI of accuracies (fractions) over seeds."""
     k, mean = len(values), float(values.mean())
-    sd = float(values.std(ddof=1)) if k > 1 else float("nan")
-    half = (stats.t.ppf(0.975, k - 1) * sd / math.sqrt(k) if k > 1
-            else 1.96 * math.sqrt(max(mean * (1 - mean), 1e-12) / n_test))
-    return {"mean": mean, "sd": sd, "ci95_low": max(0.0, mean - half), "ci95_high": min(1.0, mean + half),
-            "half": half, "seeds": k}
+    if k > 1:
+        sd = float(values.std(ddof=1))
+        half = stats.t.ppf(0.975, k - 1) * sd / math.sqrt(k)
+        low, high = mean - half, mean + half
+    else:
+        sd, z = float("nan"), 1.96
+        center = (mean + z * z / (2 * n_test)) / (1 + z * z / n_test)
+        half = z * math.sqrt(mean * (1 - mean) / n_test + z * z / (4 * n_test ** 2)) / (1 + z * z / n_test)
+        low, high = center - half, center + half
+    return {"mean": mean, "sd": sd, "ci95_low": max(0.0, low), "ci95_high": min(1.0, high), "half": half, "seeds": k}
 
 
 def accuracy_stats(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
