@@ -115,11 +115,6 @@ class AttackSpec:
         return self.eps if self.name == "fgsm" else self.alpha_factor * self.eps / self.steps
 
 
-PAPER_ATTACKS = ("fgsm_linf", "bim_linf", "fgsm_l2", "bim_l2")
-ADAPTIVE_ATTACKS = ("pgd_linf", "pgd_l2", "apgd_ce_linf", "apgd_ce_l2", "apgd_dlr_linf", "apgd_dlr_l2")
-ATTACK_KINDS = PAPER_ATTACKS + ADAPTIVE_ATTACKS
-
-
 def attack_specs(attacks: dict[str, Any]) -> list[AttackSpec]:
     """Check a mapping of attack kind -> options against the schema (the config's ``attacks`` and
     ``adaptive_attacks`` sections), then expand it into one spec per (attack, budget)."""
