@@ -178,8 +178,11 @@ def robustness_table(frame: pd.DataFrame, masking: pd.DataFrame | None = None,
     return table.rename_axis("model").reset_index()
 
 
+def markdown_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(map(str, frame.columns)) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    return header + "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
+
+
 def write_table_md(table: pd.DataFrame, md_path: str | Path) -> None:
-    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
-    body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in table.itertuples(index=False))
     with atomic_path(md_path) as part:
-        part.write_text("Accuracy (%) on the test set, mean ± s.d. over seeds.\n\n" + header + body)
+        part.write_text("Accuracy (%) on the test set, mean ± s.d. over seeds.\n\n" + markdown_table(table))

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy import stats
 
-from abcl.figures import PAPER_ATTACKS, model_name, ordered_evaluations, with_evaluation, with_model
+from abcl.figures import (PAPER_ATTACKS, markdown_table, model_name, ordered_evaluations, with_evaluation,
+                          with_model)
 
 PAPER_NAMES = ("fgsm", "bim")
 
@@ -80,11 +81,6 @@ def _overall(passed: list[bool]) -> str:
     return "PARTLY SUPPORTED" if any(passed) else "NOT SUPPORTED"
 
 
-def _md_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    return header + "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
-
-
 # ---------------------------------------------------------------- gradient masking
 def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: float = 10.0,
                    max_vanished_fraction: float = 0.05, abcl_k: tuple[float, float] = (512, 64)) -> pd.DataFrame:
@@ -146,7 +142,7 @@ def claim_scale(fig2: pd.DataFrame) -> tuple[str, str, str]:
                      "s 4-5 best": "yes" if mid_is_best else "no", "s > 8 lower": "yes" if degrades else "no"})
     text = ("Claim 1 (Fig. 2): with the SCE-based (Cos-SCE) basis, accuracy falls as s grows past ~5; "
             "s = 4-5 is best; s > 8 degrades.")
-    return text, _overall(passed), _md_table(pd.DataFrame(rows)) if rows else ""
+    return text, _overall(passed), markdown_table(pd.DataFrame(rows)) if rows else ""
 
 
 def claim_ab_repairs(fig1: pd.DataFrame, k1: float, k2: float) -> tuple[str, str, str]:
@@ -171,7 +167,7 @@ def claim_ab_repairs(fig1: pd.DataFrame, k1: float, k2: float) -> tuple[str, str
                      f"{k1:g}/{k2:g} within CI of best": "yes" if chosen_good else "no"})
     text = (f"Claim 2 (Fig. 1): HT-SCE at (k1, k2) = (0, 0) degrades; adding the AB terms repairs it; "
             f"({k1:g}, {k2:g}) is a good setting.")
-    return text, _overall(passed), _md_table(pd.DataFrame(rows)) if rows else ""
+    return text, _overall(passed), markdown_table(pd.DataFrame(rows)) if rows else ""
 
 
 def claim_separation(scores: pd.DataFrame, silhouette_margin: float = 0.05) -> tuple[str, str, str]:
@@ -200,7 +196,7 @@ def claim_separation(scores: pd.DataFrame, silhouette_margin: float = 0.05) -> t
                      "silhouette: same pairs": ", ".join("yes" if v else "no" for v in silhouette)})
     text = ("Claim 3 (Fig. 3): CosFace and ABCL features separate classes better than SCE; ABCL shows fewer "
             "overlaps than CosFace, also on the adversarial sets.")
-    return text, _overall(passed), _md_table(pd.DataFrame(rows)) if rows else ""
+    return text, _overall(passed), markdown_table(pd.DataFrame(rows)) if rows else ""
 
 
 def claim_robustness(table_evals: pd.DataFrame, abcl_k: tuple[float, float] = (512, 64)) -> tuple[str, str, str]:
@@ -220,7 +216,7 @@ def claim_robustness(table_evals: pd.DataFrame, abcl_k: tuple[float, float] = (5
         rows.append({"evaluation": evaluation, "SCE": _interval(sce), "CosFace": _interval(cos),
                      "ABCL": _interval(ab), "ABCL vs SCE": vs_sce, "ABCL vs CosFace": vs_cos})
     text = "Claim 4 (table): ABCL is more robust to FGSM and BIM than SCE and CosFace."
-    return text, _overall(passed), _md_table(pd.DataFrame(rows)) if rows else ""
+    return text, _overall(passed), markdown_table(pd.DataFrame(rows)) if rows else ""
 
 
 def claims_report(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFrame, scores: pd.DataFrame,
@@ -242,7 +238,7 @@ def claims_report(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFr
         flagged = masking[masking.masking_suspected]
         parts.append("## Gradient masking\n\n" + (
             f"{len(flagged)} of {len(masking)} models show signs of gradient masking:\n\n"
-            + _md_table(flagged[["model", "seed", "flags"]]) if len(flagged)
+            + markdown_table(flagged[["model", "seed", "flags"]]) if len(flagged)
             else f"None of the {len(masking)} models shows signs of gradient masking "
                  "(vanished input gradients, FGSM beating BIM, CE/DLR disagreement, adaptive attacks far "
                  "stronger than FGSM/BIM).\n"))

@@ -81,6 +81,32 @@ def _restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+def _train_epoch(model: ABCLNet, loss_fn, optimizer, scheduler, data: Dataset, shuffle: torch.Generator,
+                 cfg: TrainConfig, epoch: int) -> tuple[float, float]:
+    """One pass over the device-resident training split; mean loss and accuracy, one sync at the end."""
+    dev, n_train = data.train_y.device, len(data.train_y)
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    model.train()
+    loss_sum = torch.zeros((), device=dev)
+    correct = torch.zeros((), device=dev, dtype=torch.long)
+    order = torch.randperm(n_train, device=dev, generator=shuffle)
+    for step in range(steps_per_epoch):
+        idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        images, labels = as_float_images(data.train_x[idx]), data.train_y[idx]
+        if dev.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            out = model.head_output(images)
+            loss = loss_fn(out, labels, ramp=_ab_ramp(cfg, epoch, step, steps_per_epoch))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach() * len(labels)
+        correct += (out.logits.detach().argmax(1) == labels).sum()
+    return loss_sum.item() / n_train, correct.item() / n_train
+
+
 def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str = "auto",
                 progress: bool = True) -> dict[str, Any]:
     """Train one model; write ``model.pt`` and ``train.json`` into ``out_dir``; return the record.
@@ -118,25 +144,7 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
     bar = tqdm(range(start_epoch, cfg.epochs), desc=f"train {cfg.loss} seed {cfg.seed}", disable=not progress,
                initial=start_epoch, total=cfg.epochs, mininterval=1.0)
     for epoch in bar:
-        model.train()
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        order = torch.randperm(n_train, device=dev, generator=shuffle)
-        for step in range(steps_per_epoch):
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            images, labels = as_float_images(data.train_x[idx]), data.train_y[idx]
-            if dev.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                out = model.head_output(images)
-                loss = loss_fn(out, labels, ramp=_ab_ramp(cfg, epoch, step, steps_per_epoch))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach() * len(labels)
-            correct += (out.logits.detach().argmax(1) == labels).sum()
-        epoch_loss, epoch_acc = loss_sum.item() / n_train, correct.item() / n_train  # one sync per epoch
+        epoch_loss, epoch_acc = _train_epoch(model, loss_fn, optimizer, scheduler, data, shuffle, cfg, epoch)
         if not math.isfinite(epoch_loss):
             raise TrainingDiverged(f"non-finite training loss ({epoch_loss}) in epoch {epoch + 1} of {cfg.describe()}")
         history.append({"epoch": epoch + 1, "loss": epoch_loss, "accuracy": epoch_acc})
