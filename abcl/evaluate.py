@@ -13,7 +13,7 @@ from abcl.attacks import perturb
 from abcl.config import AttackSpec, TrainConfig
 from abcl.data import Dataset
 from abcl.records import atomic_path, library_versions
-from abcl.train import as_float_images, device_name, resolve_device
+from abcl.train import as_float_images, device_name, on_device, resolve_device
 
 
 @torch.no_grad()
@@ -40,7 +40,7 @@ def evaluate_model(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, s
     """One row for clean accuracy, one per attack spec (with the measured perturbation size), and
     per budget a ``worst_case`` row: a sample counts only if it survives every attack at that budget."""
     dev = resolve_device(device)
-    model = model.to(dev).eval()
+    model = on_device(model, dev).eval()
     images, labels = _test_subset(dataset, n_test, dev)
     clean = predict(model, images) == labels
     rows = [_row(cfg, dev, attack="clean", norm="none", eps=0.0, steps=0, restarts=0,
@@ -73,7 +73,7 @@ def gradient_report(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, 
     ``tiny`` an L2 step g / (||g|| + 1e-10) barely moves and FGSM/BIM lose their direction.
     """
     dev = resolve_device(device)
-    model = model.to(dev).eval()
+    model = on_device(model, dev).eval()
     images, labels = _test_subset(dataset, n_test, dev)
     norms = []
     for i in range(0, len(labels), batch_size):
@@ -96,7 +96,7 @@ def extract_features(model: torch.nn.Module, dataset: Dataset, n_per_set: int, b
     """Latent features (y for sce, y_hat for cosine heads) of a train subset, a test subset and
     the BIM-L-inf and FGSM-L2 adversarial versions of that test subset."""
     dev = resolve_device(device)
-    model = model.to(dev).eval()
+    model = on_device(model, dev).eval()
     pick = torch.randperm(len(dataset.train_y), generator=torch.Generator().manual_seed(seed))[:n_per_set]
     test_x, test_y = _test_subset(dataset, n_per_set, dev)
     sets = {
