@@ -81,55 +81,71 @@ def _restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def _train_epoch(model: ABCLNet, loss_fn, optimizer, scheduler, data: Dataset, shuffle: torch.Generator,
+def on_device(model: ABCLNet, dev: torch.device) -> ABCLNet:
+    """``model`` on ``dev``; channels_last on GPU, where cuDNN's bf16 convolutions run NHWC."""
+    model = model.to(dev)
+    return model.to(memory_format=torch.channels_last) if dev.type == "cuda" else model
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Full batches only: every step has the same shape, so cuDNN tunes its kernels once and a
+    different random remainder (< one batch) sits out each epoch."""
+    return max(1, n_train // batch_size)
+
+
+def _train_epoch(model: ABCLNet, forward, loss_fn, optimizer, scheduler, data: Dataset, shuffle: torch.Generator,
                  cfg: TrainConfig, epoch: int) -> tuple[float, float]:
     """One pass over the device-resident training split; mean loss and accuracy, one sync at the end."""
     dev, n_train = data.train_y.device, len(data.train_y)
-    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    steps = steps_per_epoch(n_train, cfg.batch_size)
     model.train()
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), device=dev, dtype=torch.long)
     order = torch.randperm(n_train, device=dev, generator=shuffle)
-    for step in range(steps_per_epoch):
+    for step in range(steps):
         idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
         images, labels = as_float_images(data.train_x[idx]), data.train_y[idx]
         if dev.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            out = model.head_output(images)
-            loss = loss_fn(out, labels, ramp=_ab_ramp(cfg, epoch, step, steps_per_epoch))
+            out = forward(images)
+            loss = loss_fn(out, labels, ramp=_ab_ramp(cfg, epoch, step, steps))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
         loss_sum += loss.detach() * len(labels)
         correct += (out.logits.detach().argmax(1) == labels).sum()
-    return loss_sum.item() / n_train, correct.item() / n_train
+    seen = min(n_train, steps * cfg.batch_size)
+    return loss_sum.item() / seen, correct.item() / seen
 
 
 def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str = "auto",
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, compile_model: bool = False,
+                checkpoint_every_s: float = 30.0) -> dict[str, Any]:
     """Train one model; write ``model.pt`` and ``train.json`` into ``out_dir``; return the record.
 
-    A ``checkpoint.pt`` written after every epoch lets a killed job resume where it stopped.
+    A ``checkpoint.pt``, written at the end of an epoch once ``checkpoint_every_s`` seconds have
+    passed since the last one (0: every epoch), lets a killed job resume where it stopped; a
+    short GPU training then skips the saves (model and Adam state: ~60 MB each for the AlexNet).
+    ``compile_model`` runs the forward pass through ``torch.compile`` (the benchmark measures
+    whether its start-up cost pays for a 10-epoch MNIST training; the workflow leaves it off).
     """
+    started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     seed_everything(cfg.seed)
     torch.backends.cudnn.benchmark = dev.type == "cuda"
     data = dataset.to(dev)
-    model = build_model(cfg).to(dev)
-    if dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = on_device(build_model(cfg), dev)
+    forward = torch.compile(model.head_output) if compile_model else model.head_output
     loss_fn = build_loss(cfg)
-    n_train = len(data.train_y)
-    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     optimizer = _optimizer(cfg, model)
-    scheduler = _scheduler(cfg, optimizer, cfg.epochs * steps_per_epoch)
+    scheduler = _scheduler(cfg, optimizer, cfg.epochs * steps_per_epoch(len(data.train_y), cfg.batch_size))
     shuffle = torch.Generator(device=dev).manual_seed(cfg.seed)
 
-    start_epoch, history, elapsed_before = 0, [], 0.0
+    start_epoch, history, epoch_seconds, elapsed_before = 0, [], [], 0.0
     checkpoint_path = out_dir / CHECKPOINT
     if checkpoint_path.exists():
         ckpt = torch.load(checkpoint_path, map_location=dev, weights_only=True)
@@ -139,26 +155,33 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
             scheduler.load_state_dict(ckpt["scheduler"])
             _restore_rng(ckpt["rng"], shuffle)
             start_epoch, history, elapsed_before = ckpt["epoch"], ckpt["history"], ckpt["elapsed_s"]
+            epoch_seconds = ckpt.get("epoch_seconds", [])
 
-    started = time.perf_counter()
+    last_saved = time.perf_counter()
     bar = tqdm(range(start_epoch, cfg.epochs), desc=f"train {cfg.loss} seed {cfg.seed}", disable=not progress,
                initial=start_epoch, total=cfg.epochs, mininterval=1.0)
     for epoch in bar:
-        epoch_loss, epoch_acc = _train_epoch(model, loss_fn, optimizer, scheduler, data, shuffle, cfg, epoch)
+        epoch_started = time.perf_counter()
+        epoch_loss, epoch_acc = _train_epoch(model, forward, loss_fn, optimizer, scheduler, data, shuffle, cfg, epoch)
+        epoch_seconds.append(time.perf_counter() - epoch_started)  # _train_epoch ends in a sync
         if not math.isfinite(epoch_loss):
             raise TrainingDiverged(f"non-finite training loss ({epoch_loss}) in epoch {epoch + 1} of {cfg.describe()}")
         history.append({"epoch": epoch + 1, "loss": epoch_loss, "accuracy": epoch_acc})
         bar.set_postfix(loss=f"{epoch_loss:.4f}", acc=f"{epoch_acc:.4f}")
-        save_torch({"config_hash": cfg.hash, "epoch": epoch + 1, "history": history,
-                    "elapsed_s": elapsed_before + time.perf_counter() - started,
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": _rng_state(shuffle)}, checkpoint_path)
+        if epoch + 1 < cfg.epochs and time.perf_counter() - last_saved >= checkpoint_every_s:
+            save_torch({"config_hash": cfg.hash, "epoch": epoch + 1, "history": history,
+                        "epoch_seconds": epoch_seconds, "elapsed_s": elapsed_before + time.perf_counter() - started,
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "rng": _rng_state(shuffle)}, checkpoint_path)
+            last_saved = time.perf_counter()
 
     record = {
         "config": cfg.to_dict(), "config_hash": cfg.hash, "seed": cfg.seed,
         "versions": library_versions(), "device": device_name(dev),
         "wall_time_s": elapsed_before + time.perf_counter() - started,
-        "resumed_from_epoch": start_epoch, "history": history,
+        "resumed_from_epoch": start_epoch, "history": history, "epoch_seconds": epoch_seconds,
+        # all but the epochs' own time: data to the device, model set-up, checkpoints
+        "outside_epochs_s": elapsed_before + time.perf_counter() - started - sum(epoch_seconds),
         "final_train_loss": history[-1]["loss"], "final_train_accuracy": history[-1]["accuracy"],
     }
     save_model(model, cfg, out_dir / MODEL)
@@ -186,6 +209,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[AB
     except Exception as err:
         raise ABCLError(f"{path}: not a readable model checkpoint ({type(err).__name__})") from None
     cfg = TrainConfig.from_dict(blob["config"])
-    model = build_model(cfg).to(device)
+    model = on_device(build_model(cfg), torch.device(device))
     model.load_state_dict(blob["state_dict"])
     return model.eval(), cfg

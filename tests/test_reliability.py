@@ -30,7 +30,8 @@ def prepared(mnist5k, tmp_path_factory):
 
 def train_command(cfg, data, out_dir):
     return [sys.executable, "-m", "abcl", "train", "--train-config", json.dumps(cfg.to_dict()),
-            "--data", str(data), "--out-dir", str(out_dir), "--device", "cpu", "--threads", "1", "--quiet"]
+            "--data", str(data), "--out-dir", str(out_dir), "--device", "cpu", "--threads", "1", "--quiet",
+            "--checkpoint-every", "0"]
 
 
 def checkpoint_epoch(path):
