@@ -14,7 +14,7 @@ from packaging.requirements import Requirement
 seen, todo = set(), ["snakemake", "jsonschema"]
 present_on_gpu = {"torch", "torchvision", "numpy", "scipy", "tqdm", "requests", "pandas", "jinja2",
                   "markupsafe", "psutil", "packaging", "attrs", "typing-extensions", "pyyaml",
-                  "urllib3", "idna", "certifi", "charset-normalizer", "platformdirs", "wrapt", "tabulate",
+                  "urllib3", "idna", "certifi", "charset-normalizer", "wrapt", "tabulate",
                   "pillow", "filelock", "fsspec", "networkx", "sympy", "mpmath", "setuptools"}
 while todo:
     name = todo.pop().lower().replace("_", "-")

@@ -16,7 +16,7 @@ def stage_times(results: Path) -> pd.DataFrame:
     for path in results.rglob("*.tsv"):
         stage = path.stem.removesuffix(".benchmark") if path.parent.name == "benchmarks" else path.name.split(".")[0]
         rows.append({"stage": stage, "seconds": pd.read_csv(path, sep="\t")["s"].iloc[-1]})
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=["stage", "seconds"])
     summary = frame.groupby("stage").seconds.agg(jobs="count", total_s="sum", mean_s="mean")
     summary["share"] = summary.total_s / summary.total_s.sum()
     return summary.sort_values("total_s", ascending=False)
