@@ -92,13 +92,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     n_test = _setting(args, config, "n_test", "eval", "n_test")
     device = _setting(args, config, "device", "train", "device", default="auto")
     rows = evaluate_model(model, cfg, dataset, specs, n_test=n_test, device=device,
-                          batch_size=_setting(args, config, "batch_size", "eval", "batch_size", default=500))
+                          batch_size=_setting(args, config, "batch_size", "eval", "batch_size", default=500),
+                          adaptive_n_test=_setting(args, config, "adaptive_n_test", "eval", "adaptive_n_test"))
     write_csv(rows, args.out)
     if args.gradients:
         tiny = _setting(args, config, "tiny_gradient", "masking", "tiny_gradient", default=1e-10)
         write_csv(gradient_report(model, cfg, dataset, n_test, tiny=tiny, device=device), args.gradients)
     print(cfg.describe())
-    print(rows[["attack", "norm", "eps", "accuracy", "n"]].to_string(index=False))
+    print(rows[["attack", "norm", "eps", "accuracy", "n", "common_accuracy", "n_common"]].to_string(index=False))
 
 
 def cmd_features(args: argparse.Namespace) -> None:
@@ -257,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     compute_options(p)
     p.add_argument("--attacks", help="JSON of the attacks section (overrides the config's)")
     p.add_argument("--n-test", type=int, help="evaluate the first N test images (default: all)")
+    p.add_argument("--adaptive-n-test", type=int,
+                   help="run the adaptive attacks (PGD, APGD) on the first N of them only (default: all)")
     p.add_argument("--gradients", help="also write the input-gradient (masking) statistics to this CSV")
     p.add_argument("--tiny-gradient", type=float, help="gradient L2 norm counted as vanished (default 1e-10)")
     p.add_argument("--batch-size", type=int)

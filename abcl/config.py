@@ -111,6 +111,11 @@ class AttackSpec:
         return f"{self.name}_{self.norm}"
 
     @property
+    def adaptive(self) -> bool:
+        """Beyond the paper's FGSM/BIM: PGD with restarts and APGD (run on the table models only)."""
+        return self.name not in ("fgsm", "bim")
+
+    @property
     def alpha(self) -> float:
         return self.eps if self.name == "fgsm" else self.alpha_factor * self.eps / self.steps
 

@@ -36,32 +36,44 @@ def _row(cfg: TrainConfig, dev: torch.device, **values: Any) -> dict[str, Any]:
 
 
 def evaluate_model(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: list[AttackSpec],
-                   n_test: int | None = None, batch_size: int = 500, device: str = "auto") -> pd.DataFrame:
+                   n_test: int | None = None, batch_size: int = 500, device: str = "auto",
+                   adaptive_n_test: int | None = None) -> pd.DataFrame:
     """One row for clean accuracy, one per attack spec (with the measured perturbation size), and
-    per budget a ``worst_case`` row: a sample counts only if it survives every attack at that budget."""
+    per budget a ``worst_case`` row: a sample counts only if it survives every attack at that budget.
+
+    Adaptive attacks (PGD, APGD) see only the first ``adaptive_n_test`` images when it is given:
+    their budget is thousands of gradient passes per image. Every row then also gives
+    ``common_accuracy`` over those ``n_common`` images, which every attack saw, so that attacks
+    are compared on the same images; worst-case rows are computed on them.
+    """
     dev = resolve_device(device)
     model = on_device(model, dev).eval()
     images, labels = _test_subset(dataset, n_test, dev)
+    n_common = len(labels)
+    if adaptive_n_test is not None and any(spec.adaptive for spec in specs):
+        n_common = min(adaptive_n_test, n_common)
     clean = predict(model, images) == labels
-    rows = [_row(cfg, dev, attack="clean", norm="none", eps=0.0, steps=0, restarts=0,
-                 accuracy=clean.double().mean().item(), n=len(labels), max_linf=0.0, max_l2=0.0)]
+
+    def row(correct: torch.Tensor, **values: Any) -> dict[str, Any]:
+        return _row(cfg, dev, **values, accuracy=correct.double().mean().item(), n=len(correct),
+                    common_accuracy=correct[:n_common].double().mean().item(), n_common=n_common)
+
+    rows = [row(clean, attack="clean", norm="none", eps=0.0, steps=0, restarts=0, max_linf=0.0, max_l2=0.0)]
     survivors: dict[tuple[str, float], tuple[torch.Tensor, int]] = {}
     for spec in specs:
-        adversarial = perturb(model, spec, images, labels, batch_size)
-        correct = predict(model, adversarial) == labels
-        delta = (adversarial - images).flatten(1)
-        rows.append(_row(
-            cfg, dev, attack=spec.name, norm=spec.norm, eps=spec.eps, steps=spec.steps, restarts=spec.restarts,
-            accuracy=correct.double().mean().item(), n=len(labels),
-            max_linf=delta.abs().amax().item(), max_l2=delta.norm(dim=1).amax().item(),
-        ))
-        alive, count = survivors.get((spec.norm, spec.eps), (clean, 0))
-        survivors[(spec.norm, spec.eps)] = (alive & correct, count + 1)
+        n = n_common if spec.adaptive else len(labels)
+        adversarial = perturb(model, spec, images[:n], labels[:n], batch_size)
+        correct = predict(model, adversarial) == labels[:n]
+        delta = (adversarial - images[:n]).flatten(1)
+        rows.append(row(correct, attack=spec.name, norm=spec.norm, eps=spec.eps, steps=spec.steps,
+                        restarts=spec.restarts, max_linf=delta.abs().amax().item(),
+                        max_l2=delta.norm(dim=1).amax().item()))
+        alive, count = survivors.get((spec.norm, spec.eps), (clean[:n_common], 0))
+        survivors[(spec.norm, spec.eps)] = (alive & correct[:n_common], count + 1)
     for (norm, eps), (alive, count) in survivors.items():
         if count > 1:
-            rows.append(_row(cfg, dev, attack="worst_case", norm=norm, eps=eps, steps=0, restarts=0,
-                             accuracy=alive.double().mean().item(), n=len(labels), max_linf=float("nan"),
-                             max_l2=float("nan")))
+            rows.append(row(alive, attack="worst_case", norm=norm, eps=eps, steps=0, restarts=0,
+                            max_linf=float("nan"), max_l2=float("nan")))
     return pd.DataFrame(rows)
 
 

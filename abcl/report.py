@@ -86,6 +86,8 @@ def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: flo
                    max_vanished_fraction: float = 0.05, abcl_k: tuple[float, float] = (512, 64)) -> pd.DataFrame:
     """One row per model with the signs of gradient masking, each a named flag."""
     gap = gap_points / 100
+    # compare attacks on the images all of them saw (adaptive attacks may see only a prefix)
+    compared = "common_accuracy" if "common_accuracy" in evals else "accuracy"
     rows = []
     for config_hash, group in evals.groupby("config_hash", sort=False):
         acc = group.set_index(["attack", "norm", "eps"]).accuracy
@@ -94,7 +96,7 @@ def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: flo
         if grads.frac_vanished_gradient > max_vanished_fraction:
             flags.append(f"vanished gradient on {100 * grads.frac_vanished_gradient:.0f}% of inputs")
         for (norm, eps), budget in group[group.attack != "clean"].groupby(["norm", "eps"]):
-            at = budget.set_index("attack").accuracy
+            at = budget.set_index("attack")[compared]
             if {"fgsm", "bim"} <= set(at.index) and at["fgsm"] < at["bim"] - gap:
                 flags.append(f"FGSM beats BIM ({norm} eps={eps:g})")
             # DLR is invariant to the logit scale; CE saturates with it. DLR far stronger than CE is

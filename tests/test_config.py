@@ -58,6 +58,7 @@ BAD_CONFIGS = [
     ("abcl/k1", -512, "at 'abcl/k1': -512 is less than the minimum of 0"),
     ("embed/n_per_set", 10, "at 'embed/n_per_set': 10 is less than the minimum of 50"),
     ("eval/n_test", 0, "at 'eval/n_test': 0 is less than the minimum of 1"),
+    ("eval/adaptive_n_test", 0, "at 'eval/adaptive_n_test': 0 is less than the minimum of 1"),
     ("data_source", "/data/mnist", "at 'dataset': mnist5k is embedded; data_source and download must be null"),
 ]
 

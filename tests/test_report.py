@@ -64,6 +64,24 @@ def test_adaptive_attacks_bounded_by_clean_and_at_least_as_strong_as_bim(trained
     assert rows["worst_case"] <= min(rows["bim"], rows["pgd"], rows["apgd_ce"], rows["apgd_dlr"])
 
 
+def test_adaptive_attacks_on_a_prefix_compare_on_the_images_all_attacks_saw(trained_cosface, mnist5k):
+    model, cfg = trained_cosface
+    specs = attack_specs({"fgsm_linf": {"eps": [0.15]}, "pgd_linf": {"eps": [0.15], "steps": 5, "restarts": 1}})
+    rows = evaluate_model(model, cfg, mnist5k, specs, n_test=300, batch_size=100, device="cpu",
+                          adaptive_n_test=100).set_index("attack")
+    assert rows.loc["fgsm", "n"] == 300 and rows.loc["pgd", "n"] == 100 and rows.loc["worst_case", "n"] == 100
+    assert (rows.n_common == 100).all()
+    # FGSM's accuracy over the shared prefix is what FGSM scores on those 100 images alone
+    alone = evaluate_model(model, cfg, mnist5k, specs[:1], n_test=100, batch_size=100, device="cpu")
+    assert rows.loc["fgsm", "common_accuracy"] == alone.set_index("attack").loc["fgsm", "accuracy"]
+    assert rows.loc["pgd", "common_accuracy"] == rows.loc["pgd", "accuracy"]
+    assert rows.loc["worst_case", "accuracy"] <= min(rows.loc["fgsm", "common_accuracy"], rows.loc["pgd", "accuracy"])
+    # without adaptive attacks nothing is cut
+    plain = evaluate_model(model, cfg, mnist5k, specs[:1], n_test=300, batch_size=100, device="cpu",
+                           adaptive_n_test=100)
+    assert (plain.n == 300).all() and (plain.n_common == 300).all()
+
+
 def test_masking_report_flags_saturated_model_not_sce(trained_cosface, trained_sce, mnist5k):
     specs = attack_specs({"fgsm_linf": {"eps": [0.2]}, "bim_linf": {"eps": [0.2], "steps": 5}})
     frames, grads = [], []

@@ -22,10 +22,15 @@ rule evaluate:
         n_test=(
             f"--n-test {config['eval']['n_test']}" if config["eval"]["n_test"] else ""
         ),
+        adaptive_n_test=(
+            f"--adaptive-n-test {config['eval']['adaptive_n_test']}"
+            if config["eval"]["adaptive_n_test"]
+            else ""
+        ),
         batch_size=config["eval"]["batch_size"],
         device=config["train"]["device"],
     shell:
         "abcl evaluate --model {input.model} --data {input.data} --attacks '{params.attacks}' "
-        "{params.n_test} --batch-size {params.batch_size} --device {params.device} "
+        "{params.n_test} {params.adaptive_n_test} --batch-size {params.batch_size} --device {params.device} "
         "--threads {threads} --tiny-gradient {params.tiny_gradient} --out {output.csv} "
         "--gradients {output.gradients} > {log} 2>&1"
