@@ -1,5 +1,7 @@
 """Where a GPU job's time goes: steady-state step times of training and of one attack step, under
-each setting abcl could choose, plus process start-up, a checkpoint save and a kernel profile.
+each setting abcl could choose; the training step captured as a CUDA graph; the card's training
+throughput with 1, 4 and 8 processes sharing it; process start-up, a checkpoint save and a
+kernel profile.
 
     python benchmarks/gpu_profile.py [--arch alexnet] [--device cuda] [--out profile.json]
 
@@ -63,6 +65,73 @@ def train_step_fn(arch: str, batch: int, device: torch.device, channels_last: bo
     return step, model, optimizer
 
 
+def graphed_train_step_fn(arch: str, batch: int, device: torch.device):
+    """The same step (channels_last, bf16) captured once as a CUDA graph and replayed: what
+    removing every kernel-launch and Python overhead would give (Adam with capturable=True;
+    a fresh batch is copied into the static input before each replay, as training would)."""
+    cfg = TrainConfig(loss="ht_sce", s=5, m=0.2, k1=512, k2=64, arch=arch, batch_size=batch)
+    model = build_model(cfg).to(device).to(memory_format=torch.channels_last)
+    loss_fn = build_loss(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True)
+    source = torch.rand(batch, 1, 28, 28, device=device).contiguous(memory_format=torch.channels_last)
+    static_x, labels = source.clone(), torch.randint(0, 10, (batch,), device=device)
+    ramp = torch.ones((), device=device)
+
+    def step():
+        optimizer.zero_grad(set_to_none=False)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = loss_fn(model.head_output(static_x), labels, ramp=ramp)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+
+    def replay():
+        static_x.copy_(source)
+        graph.replay()
+    return replay
+
+
+CONCURRENT_WORKER = """
+import sys, time, torch
+sys.path.insert(0, '.')
+from benchmarks.gpu_profile import train_step_fn
+device = torch.device(sys.argv[4])
+cuda = device.type == 'cuda'
+step, _, _ = train_step_fn(sys.argv[1], 256, device, cuda, cuda)
+for _ in range(5):
+    step()
+if cuda:
+    torch.cuda.synchronize()
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+for _ in range(int(sys.argv[3])):
+    step()
+if cuda:
+    torch.cuda.synchronize()
+print(time.time())
+"""
+
+
+def concurrent_steps_per_s(arch: str, processes: int, steps: int = 300, device: str = "cuda") -> float:
+    """Training steps per second of the card when ``processes`` trainings share it (all start
+    their timed steps at one agreed wall-clock instant, after their start-up)."""
+    start_at = time.time() + 12
+    jobs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WORKER, arch, str(start_at), str(steps), device],
+                             stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    ends = [float(job.communicate()[0].strip().splitlines()[-1]) for job in jobs]
+    return processes * steps / (max(ends) - start_at)
+
+
 def attack_step_fn(arch: str, batch: int, device: torch.device, channels_last: bool, stable: bool):
     """One BIM step as torchattacks takes it: forward, input gradient of the cross-entropy."""
     model = build_model(TrainConfig(loss="cosface", s=5, m=0.35, arch=arch)).to(device).eval()
@@ -123,6 +192,20 @@ def main() -> None:
                 seconds = timed(device, step, max(5, args.repeats // 3), warmup=3)
                 results[f"{tag}_ms_per_step"] = seconds * 1e3
                 results[f"{tag}_bim10_on_10k_s"] = seconds * 10 * 5
+        print(json.dumps(results, indent=1), flush=True)
+
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        for batch in (256, 512):
+            try:
+                seconds = timed(device, graphed_train_step_fn(args.arch, batch, device), args.repeats, warmup=3)
+                results[f"train_b{batch}_nhwc_bf16_tuned_cudagraph_ms_per_step"] = seconds * 1e3
+                results[f"train_b{batch}_nhwc_bf16_tuned_cudagraph_s_per_60k_epoch"] = seconds * 60_000 / batch
+            except Exception as err:  # report, keep going
+                results[f"cudagraph_b{batch}_error"] = f"{type(err).__name__}: {err}"[:300]
+        print(json.dumps(results, indent=1), flush=True)
+        for processes in (1, 4, 8):
+            results[f"concurrent_{processes}_processes_steps_per_s"] = concurrent_steps_per_s(args.arch, processes)
         print(json.dumps(results, indent=1), flush=True)
 
     torch.backends.cudnn.benchmark = cuda

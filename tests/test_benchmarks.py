@@ -1,0 +1,49 @@
+"""The benchmark and the profile run on the CPU at a small size, and report what they promise."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(*args):
+    subprocess.run([sys.executable, *args], cwd=ROOT, check=True, capture_output=True, timeout=300,
+                   env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.slow
+def test_benchmark_compares_naive_and_abcl_training_attacks_and_tsne(tmp_path):
+    out = tmp_path / "bench.json"
+    run_script("benchmarks/bench.py", "--epochs", "2", "--batch-sizes", "128", "256", "--floor-epochs", "1",
+               "--adaptive-config", "config/config.yaml", "--adaptive-n", "50", "--tsne-points", "200",
+               "--out", str(out))
+    results = json.loads(out.read_text())
+    assert results["n_train"] == 4000 and results["train_tflop"] > 0
+    for tag in ("naive", "abcl_b128", "abcl_b256"):
+        assert 0.1 < results[f"{tag}_clean_accuracy"] <= 1.0  # trained, not chance (10%)
+    for tag in ("abcl_b128", "abcl_b256"):
+        # two epochs: the total holds the first, the second (the steady one) and the rest
+        epochs = results[f"{tag}_first_epoch_s"] + results[f"{tag}_steady_s_per_epoch"]
+        assert results[f"{tag}_train_s"] == pytest.approx(epochs + results[f"{tag}_outside_epochs_s"])
+        assert results[f"{tag}_outside_epochs_s"] >= 0
+        assert results[f"{tag}_speedup"] == pytest.approx(results["naive_train_s"] / results[f"{tag}_train_s"])
+    assert results["fastest_abcl_variant"] in ("abcl_b128", "abcl_b256")
+    assert results["paper_sce_epochs"] == 1 and isinstance(results["paper_sce_meets_99.2"], bool)
+    assert results["adaptive_n_test"] == 50 and results["adaptive_s"] > 0
+    assert results["bim_speedup"] == pytest.approx(results["naive_bim10_s"] / results["abcl_bim10_s"])
+    assert results["tsne_points"] == 200 and results["tsne_sklearn_allcores_s"] > 0
+
+
+@pytest.mark.slow
+def test_profile_times_every_cpu_setting(tmp_path):
+    out = tmp_path / "profile.json"
+    run_script("benchmarks/gpu_profile.py", "--arch", "small", "--device", "cpu", "--repeats", "2", "--out", str(out))
+    results = json.loads(out.read_text())
+    for batch in (256, 512):
+        assert results[f"train_b{batch}_nchw_fp32_heuristic_ms_per_step"] > 0
+    assert results["attack_b2000_nchw_stable_heuristic_ms_per_step"] > 0
+    assert results["checkpoint_mb"] > 1 and results["startup_import_torch_s"] > 0
