@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fgsm-l2-eps", type=float, default=2.0, help="budget shown in the column title")
     p.add_argument("--scores-out", help="write the models' separability scores together to this CSV")
 
-    p = command("table", cmd_table, "robustness table: Markdown (mean ± s.d.) and CSV (mean, s.d., 95% CI)")
+    p = command("table", cmd_table, "robustness table: Markdown (mean ± s.d.) and CSV (mean, s.d., 95%% CI)")
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-md", required=True)
     p.add_argument("--masking", help="masking report CSV: adds a flag column")
