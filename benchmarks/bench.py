@@ -130,7 +130,7 @@ def steady(epoch_seconds: list[float]) -> float:
 
 
 def training_results(args, dataset, device: torch.device, results: dict) -> torch.nn.Module:
-    """Naive loop at batch 128 against abcl's training at each batch size (and compiled)."""
+    """Naive loop at batch 128 against abcl's training at each batch size, then the paper SCE floor."""
     n_train = len(dataset.train_y)
     naive_cfg = TrainConfig(loss="sce", dataset=args.dataset, arch=args.arch, epochs=args.epochs,
                             batch_size=128, lr=2e-3)
