@@ -180,8 +180,6 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
         "versions": library_versions(), "device": device_name(dev),
         "wall_time_s": elapsed_before + time.perf_counter() - started,
         "resumed_from_epoch": start_epoch, "history": history, "epoch_seconds": epoch_seconds,
-        # all but the epochs' own time: data to the device, model set-up, checkpoints
-        "outside_epochs_s": elapsed_before + time.perf_counter() - started - sum(epoch_seconds),
         "final_train_loss": history[-1]["loss"], "final_train_accuracy": history[-1]["accuracy"],
     }
     save_model(model, cfg, out_dir / MODEL)

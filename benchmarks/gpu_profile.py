@@ -30,31 +30,36 @@ from abcl.models import build_model
 from abcl.train import resolve_device
 
 
-def timed(device: torch.device, fn, repeats: int, warmup: int) -> float:
-    """Median-free mean seconds per call of ``fn`` after ``warmup`` calls, one sync at each end."""
-    for _ in range(warmup):
-        fn()
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def timed(device: torch.device, fn, repeats: int, warmup: int) -> float:
+    """Mean seconds per call of ``fn`` after ``warmup`` calls, one sync at each end."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     return (time.perf_counter() - start) / repeats
 
 
-def train_step_fn(arch: str, batch: int, device: torch.device, channels_last: bool, bf16: bool):
+def training_setup(arch: str, batch: int, device: torch.device, channels_last: bool, capturable: bool = False):
+    """HT-SCE + AB model, loss, Adam and one synthetic batch: the workload of every train variant."""
     cfg = TrainConfig(loss="ht_sce", s=5, m=0.2, k1=512, k2=64, arch=arch, batch_size=batch)
-    model = build_model(cfg).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    loss_fn = build_loss(cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    images = torch.rand(batch, 1, 28, 28, device=device)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = build_model(cfg).to(device).to(memory_format=memory_format)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=capturable)
+    images = torch.rand(batch, 1, 28, 28, device=device).contiguous(memory_format=memory_format)
     labels = torch.randint(0, 10, (batch,), device=device)
+    return model, build_loss(cfg), optimizer, images, labels
+
+
+def train_step_fn(arch: str, batch: int, device: torch.device, channels_last: bool, bf16: bool):
+    model, loss_fn, optimizer, images, labels = training_setup(arch, batch, device, channels_last)
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -69,12 +74,8 @@ def graphed_train_step_fn(arch: str, batch: int, device: torch.device):
     """The same step (channels_last, bf16) captured once as a CUDA graph and replayed: what
     removing every kernel-launch and Python overhead would give (Adam with capturable=True;
     a fresh batch is copied into the static input before each replay, as training would)."""
-    cfg = TrainConfig(loss="ht_sce", s=5, m=0.2, k1=512, k2=64, arch=arch, batch_size=batch)
-    model = build_model(cfg).to(device).to(memory_format=torch.channels_last)
-    loss_fn = build_loss(cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True)
-    source = torch.rand(batch, 1, 28, 28, device=device).contiguous(memory_format=torch.channels_last)
-    static_x, labels = source.clone(), torch.randint(0, 10, (batch,), device=device)
+    model, loss_fn, optimizer, source, labels = training_setup(arch, batch, device, True, capturable=True)
+    static_x = source.clone()
     ramp = torch.ones((), device=device)
 
     def step():
@@ -178,8 +179,7 @@ def main() -> None:
                 step, _, _ = train_step_fn(args.arch, batch, device, channels_last, bf16)
                 start = time.perf_counter()
                 step()  # first step: allocation and (tuned) kernel selection
-                if cuda:
-                    torch.cuda.synchronize()
+                synchronize(device)
                 results[f"{tag}_first_step_s"] = time.perf_counter() - start
                 seconds = timed(device, step, args.repeats, warmup=5)
                 results[f"{tag}_ms_per_step"] = seconds * 1e3
@@ -223,8 +223,7 @@ def main() -> None:
     with profile(activities=activities) as prof:
         for _ in range(10):
             step()
-        if cuda:
-            torch.cuda.synchronize()
+        synchronize(device)
     sort = "cuda_time_total" if cuda else "cpu_time_total"
     print(prof.key_averages().table(sort_by=sort, row_limit=18), flush=True)
     print(json.dumps(results, indent=1))
