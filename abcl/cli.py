@@ -67,7 +67,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     _threads(_setting(args, config, "threads", "train", "threads"))
     record = train_model(cfg, load_prepared(args.data), args.out_dir,
                          device=_setting(args, config, "device", "train", "device", default="auto"),
-                         progress=not args.quiet, checkpoint_every_s=args.checkpoint_every)
+                         progress=not args.quiet, checkpoint_every_s=args.checkpoint_every,
+                         cuda_graphs=_setting(args, config, "cuda_graphs", "train", "cuda_graphs", default=False))
     print(f"{cfg.describe()}: train accuracy {record['final_train_accuracy']:.4f}, "
           f"loss {record['final_train_loss']:.4f}, {record['wall_time_s']:.1f} s on {record['device']}")
 
@@ -252,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
                    help="save a resumable checkpoint after an epoch once this long has passed since the last "
                         "(0: after every epoch; default %(default)s)")
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction,
+                   help="replay each step as CUDA graphs (CUDA only; overrides train.cuda_graphs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = command("evaluate", cmd_evaluate, "clean and FGSM/BIM accuracy of one model as CSV rows")

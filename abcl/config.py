@@ -213,6 +213,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return validate_config(raw)
 
 
+# how a job runs on its machine, not what model it trains: outside TrainConfig and its hash
+EXECUTION_KEYS = ("device", "threads", "gpu", "cuda_graphs")
+
+
 def train_config(config: dict[str, Any], loss: str, seed: int, s: float | None = None,
                  k1: float = 0.0, k2: float = 0.0) -> TrainConfig:
     """The TrainConfig of one model of the workflow: loss defaults from ``config``, overrides given."""
@@ -220,7 +224,7 @@ def train_config(config: dict[str, Any], loss: str, seed: int, s: float | None =
     params = dict(config["losses"].get(loss, {}))
     if s is not None:
         params["s"] = s
-    train = {k: v for k, v in config["train"].items() if k not in ("device", "threads", "gpu")}
+    train = {k: v for k, v in config["train"].items() if k not in EXECUTION_KEYS}
     return TrainConfig(loss=loss, s=float(params.get("s", 0.0)), m=float(params.get("m", 0.0)),
                        k1=float(k1), k2=float(k2), seed=int(seed), dataset=config["dataset"], **train)
 

@@ -78,7 +78,7 @@ class AngularBoundaryLoss:
     k1: float = 0.0
     k2: float = 0.0
 
-    def __call__(self, out: HeadOutput, labels: torch.Tensor, ramp: float = 1.0) -> torch.Tensor:
+    def __call__(self, out: HeadOutput, labels: torch.Tensor, ramp: float | torch.Tensor = 1.0) -> torch.Tensor:
         total = self.basis(out, labels)
         if self.k1:
             total = total + ramp * self.k1 * intra_class_term(out.cos, labels)

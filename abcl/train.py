@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from abcl import ABCLError
@@ -48,10 +49,12 @@ def as_float_images(images: torch.Tensor) -> torch.Tensor:
 
 
 def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    # on CUDA one fused kernel updates every parameter, instead of a dozen multi-tensor launches
+    fused = next(model.parameters()).is_cuda
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
-                               weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+                               weight_decay=cfg.weight_decay, fused=fused)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
 
 
 def _scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int):
@@ -93,35 +96,72 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
     return max(1, n_train // batch_size)
 
 
-def _train_epoch(model: ABCLNet, forward, loss_fn, optimizer, scheduler, data: Dataset, shuffle: torch.Generator,
-                 cfg: TrainConfig, epoch: int) -> tuple[float, float]:
-    """One pass over the device-resident training split; mean loss and accuracy, one sync at the end."""
-    dev, n_train = data.train_y.device, len(data.train_y)
+class StepLoss(nn.Module):
+    """The differentiable half of a training step: bf16 forward pass and loss (with the AB ramp
+    as a 0-dim tensor), one module so that a CUDA graph can hold both. Returns the loss and the
+    number of correct training predictions."""
+
+    def __init__(self, model: ABCLNet, loss_fn, forward=None):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+        self.head_output = forward or model.head_output
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, ramp: torch.Tensor):
+        # no autocast weight cache: each weight is cast once per step anyway, and CUDA graphs need it off
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.is_cuda, cache_enabled=False):
+            out = self.head_output(images)
+            loss = self.loss_fn(out, labels, ramp=ramp)
+        return loss, (out.logits.detach().argmax(1) == labels).sum()
+
+
+def graphed(step: StepLoss, images: torch.Tensor, labels: torch.Tensor, ramp: torch.Tensor) -> StepLoss:
+    """``step`` with its forward and backward passes captured as CUDA graphs, each replayed as one
+    launch: a 10-epoch MNIST training is launch-bound (~100 small kernels per pass), not
+    compute-bound. ``images`` and ``labels`` are one batch's shapes (copied: the graph keeps its
+    own input buffers); ``ramp`` must be the tensor every later call passes. The capture's warm-up
+    passes draw dropout masks, so the CUDA random state is put back: a graphed training draws
+    the same masks as an eager one."""
+    cuda_rng = torch.cuda.get_rng_state(images.device)
+    step = torch.cuda.make_graphed_callables(step, (images.clone(), labels.clone(), ramp),
+                                             allow_unused_input=True)
+    torch.cuda.set_rng_state(cuda_rng, images.device)
+    return step
+
+
+def _train_epoch(step: StepLoss, optimizer, scheduler, images: torch.Tensor, labels: torch.Tensor,
+                 ramp: torch.Tensor, shuffle: torch.Generator, cfg: TrainConfig, epoch: int) -> tuple[float, float]:
+    """One pass over the device-resident training split (float pixels); mean loss and accuracy,
+    one sync at the end."""
+    dev, n_train = labels.device, len(labels)
     steps = steps_per_epoch(n_train, cfg.batch_size)
-    model.train()
+    step.train()
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), device=dev, dtype=torch.long)
     order = torch.randperm(n_train, device=dev, generator=shuffle)
-    for step in range(steps):
-        idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-        images, labels = as_float_images(data.train_x[idx]), data.train_y[idx]
-        if dev.type == "cuda":
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            out = forward(images)
-            loss = loss_fn(out, labels, ramp=_ab_ramp(cfg, epoch, step, steps))
+    for i in range(steps):
+        idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+        ramp_value = _ab_ramp(cfg, epoch, i, steps)
+        if ramp_value != 1.0 or i == 0:  # constant 1 after the warm-up: no fill per step
+            ramp.fill_(ramp_value)
+        loss, hits = step(images[idx], labels[idx], ramp)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        loss_sum += loss.detach() * len(labels)
-        correct += (out.logits.detach().argmax(1) == labels).sum()
-    seen = min(n_train, steps * cfg.batch_size)
+        loss_sum += loss.detach() * len(idx)
+        correct += hits
+    seen = steps * cfg.batch_size
     return loss_sum.item() / seen, correct.item() / seen
 
 
+def resident_images(data: Dataset) -> torch.Tensor:
+    """The training images as float pixels on their device, converted once (188 MB for 60k), not
+    per batch. With one channel, NCHW and channels_last are the same bytes: no layout change."""
+    return as_float_images(data.train_x)
+
+
 def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str = "auto",
-                progress: bool = True, compile_model: bool = False,
+                progress: bool = True, compile_model: bool = False, cuda_graphs: bool = False,
                 checkpoint_every_s: float = 30.0) -> dict[str, Any]:
     """Train one model; write ``model.pt`` and ``train.json`` into ``out_dir``; return the record.
 
@@ -130,7 +170,11 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
     short GPU training then skips the saves (model and Adam state: ~60 MB each for the AlexNet).
     ``compile_model`` runs the forward pass through ``torch.compile`` (the benchmark measures
     whether its start-up cost pays for a 10-epoch MNIST training; the workflow leaves it off).
+    ``cuda_graphs`` replays each step's forward and backward pass as CUDA graphs (see
+    :func:`graphed`); it applies on CUDA only, and the record says whether it was used.
     """
+    if compile_model and cuda_graphs:
+        raise ABCLError("choose torch.compile or CUDA graphs for a training, not both")
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,11 +183,15 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
     torch.backends.cudnn.benchmark = dev.type == "cuda"
     data = dataset.to(dev)
     model = on_device(build_model(cfg), dev)
-    forward = torch.compile(model.head_output) if compile_model else model.head_output
-    loss_fn = build_loss(cfg)
+    step = StepLoss(model, build_loss(cfg), torch.compile(model.head_output) if compile_model else None)
     optimizer = _optimizer(cfg, model)
     scheduler = _scheduler(cfg, optimizer, cfg.epochs * steps_per_epoch(len(data.train_y), cfg.batch_size))
     shuffle = torch.Generator(device=dev).manual_seed(cfg.seed)
+    images, ramp = resident_images(data), torch.ones((), device=dev)
+    cuda_graphs = cuda_graphs and dev.type == "cuda"
+    if cuda_graphs:  # before a checkpoint's random state is restored: resumed runs draw as fresh ones
+        batch = slice(0, min(cfg.batch_size, len(images)))
+        step = graphed(step, images[batch], data.train_y[batch], ramp)
 
     start_epoch, history, epoch_seconds, elapsed_before = 0, [], [], 0.0
     checkpoint_path = out_dir / CHECKPOINT
@@ -162,7 +210,7 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
                initial=start_epoch, total=cfg.epochs, mininterval=1.0)
     for epoch in bar:
         epoch_started = time.perf_counter()
-        epoch_loss, epoch_acc = _train_epoch(model, forward, loss_fn, optimizer, scheduler, data, shuffle, cfg, epoch)
+        epoch_loss, epoch_acc = _train_epoch(step, optimizer, scheduler, images, data.train_y, ramp, shuffle, cfg, epoch)
         epoch_seconds.append(time.perf_counter() - epoch_started)  # _train_epoch ends in a sync
         if not math.isfinite(epoch_loss):
             raise TrainingDiverged(f"non-finite training loss ({epoch_loss}) in epoch {epoch + 1} of {cfg.describe()}")
@@ -179,7 +227,8 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
         "config": cfg.to_dict(), "config_hash": cfg.hash, "seed": cfg.seed,
         "versions": library_versions(), "device": device_name(dev),
         "wall_time_s": elapsed_before + time.perf_counter() - started,
-        "resumed_from_epoch": start_epoch, "history": history, "epoch_seconds": epoch_seconds,
+        "cuda_graphs": cuda_graphs, "resumed_from_epoch": start_epoch, "history": history,
+        "epoch_seconds": epoch_seconds,
         "final_train_loss": history[-1]["loss"], "final_train_accuracy": history[-1]["accuracy"],
     }
     save_model(model, cfg, out_dir / MODEL)

@@ -1,7 +1,7 @@
 """Where a GPU job's time goes: steady-state step times of training and of one attack step, under
-each setting abcl could choose; the training step captured as a CUDA graph; the card's training
-throughput with 1, 4 and 8 processes sharing it; process start-up, a checkpoint save and a
-kernel profile.
+each setting abcl could choose; the training step captured as a CUDA graph (whole, and as abcl
+captures it); the card's training throughput with 1, 4 and 8 processes sharing it; process
+start-up, a checkpoint save and kernel profiles of a training and an attack step.
 
     python benchmarks/gpu_profile.py [--arch alexnet] [--device cuda] [--out profile.json]
 
@@ -27,7 +27,7 @@ from abcl.attacks import StableGradientView
 from abcl.config import TrainConfig
 from abcl.losses import build_loss
 from abcl.models import build_model
-from abcl.train import resolve_device
+from abcl.train import StepLoss, graphed, resolve_device
 
 
 def synchronize(device: torch.device) -> None:
@@ -100,6 +100,27 @@ def graphed_train_step_fn(arch: str, batch: int, device: torch.device):
         static_x.copy_(source)
         graph.replay()
     return replay
+
+
+def abcl_graphed_step_fn(arch: str, batch: int, device: torch.device):
+    """abcl's own graphed step (abcl.train.graphed: forward and backward as CUDA graphs, fused
+    Adam eager), a fresh batch gathered from a resident set each step, as train_model does."""
+    model, loss_fn, _, _, _ = training_setup(arch, batch, device, True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    images = torch.rand(8 * batch, 1, 28, 28, device=device)
+    labels = torch.randint(0, 10, (8 * batch,), device=device)
+    ramp = torch.ones((), device=device)
+    step = graphed(StepLoss(model, loss_fn), images[:batch], labels[:batch], ramp)
+    picks = [torch.randperm(8 * batch, device=device)[:batch] for _ in range(8)]
+    counter = iter(range(10**9))
+
+    def train_step():
+        idx = picks[next(counter) % 8]
+        loss, _ = step(images[idx], labels[idx], ramp)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return train_step
 
 
 CONCURRENT_WORKER = """
@@ -203,6 +224,12 @@ def main() -> None:
                 results[f"train_b{batch}_nhwc_bf16_tuned_cudagraph_s_per_60k_epoch"] = seconds * 60_000 / batch
             except Exception as err:  # report, keep going
                 results[f"cudagraph_b{batch}_error"] = f"{type(err).__name__}: {err}"[:300]
+            try:
+                seconds = timed(device, abcl_graphed_step_fn(args.arch, batch, device), args.repeats, warmup=3)
+                results[f"train_b{batch}_abcl_graphed_ms_per_step"] = seconds * 1e3
+                results[f"train_b{batch}_abcl_graphed_s_per_60k_epoch"] = seconds * 60_000 / batch
+            except Exception as err:
+                results[f"abcl_graphed_b{batch}_error"] = f"{type(err).__name__}: {err}"[:300]
         print(json.dumps(results, indent=1), flush=True)
         for processes in (1, 4, 8):
             results[f"concurrent_{processes}_processes_steps_per_s"] = concurrent_steps_per_s(args.arch, processes)
@@ -225,6 +252,16 @@ def main() -> None:
             step()
         synchronize(device)
     sort = "cuda_time_total" if cuda else "cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=18), flush=True)
+    # the BIM step as an evaluation job runs it (bf16 through StableGradientView): which kernels
+    # make it 8x slower than the issue's reference (is it the input gradient of conv1?)
+    torch.backends.cudnn.benchmark = False
+    attack = attack_step_fn(args.arch, 2000, device, cuda, True)
+    attack()
+    with profile(activities=activities) as prof:
+        for _ in range(5):
+            attack()
+        synchronize(device)
     print(prof.key_averages().table(sort_by=sort, row_limit=18), flush=True)
     print(json.dumps(results, indent=1))
     if args.out:

@@ -3,8 +3,8 @@
     python benchmarks/gpu_smoke.py data-cache/mnist-gz [cuda|cpu]
 
 Trains the AlexNet-style net with HT-SCE + AB terms for one epoch on 4,096 images (bf16 autocast,
-channels_last, the AB ramp, a checkpoint), then runs one attack of each family, the gradient
-report and feature extraction on 500 test images. Exits non-zero at the first failure, so a
+channels_last, the AB ramp), eagerly and with CUDA graphs (their losses must agree), then runs one
+attack of each family, the gradient report and feature extraction on 500 test images. Exits non-zero at the first failure, so a
 broken path costs seconds of the lease instead of the whole pipeline run.
 """
 
@@ -32,11 +32,16 @@ def main(source: str, device: str = "cuda") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         record = train_model(cfg, data, tmp, device=device, progress=False)
         model, _ = load_model(f"{tmp}/model.pt", device)
+        graphs = train_model(cfg, data, f"{tmp}/graphs", device=device, progress=False, cuda_graphs=True)
+    eager_loss, graphs_loss = record["final_train_loss"], graphs["final_train_loss"]
+    if abs(graphs_loss - eager_loss) > 0.1 * abs(eager_loss):
+        sys.exit(f"CUDA-graph training diverged from eager: loss {graphs_loss:.4f} vs {eager_loss:.4f}")
     rows = evaluate_model(model, cfg, data, specs, batch_size=250, device=device)
     grads = gradient_report(model, cfg, data, device=device)
     feats = extract_features(model, data, 200, specs[1], specs[0], device=device)
     print(f"smoke ok in {time.perf_counter() - start:.1f} s on {record['device']}: "
-          f"train acc {record['final_train_accuracy']:.3f}; "
+          f"train acc {record['final_train_accuracy']:.3f}, loss {eager_loss:.4f} in {record['wall_time_s']:.1f} s; "
+          f"with CUDA graphs ({graphs['cuda_graphs']}) loss {graphs_loss:.4f} in {graphs['wall_time_s']:.1f} s; "
           + ", ".join(f"{r.attack} {r.norm} {r.eps:g}: {r.accuracy:.3f}" for r in rows.itertuples())
           + f"; vanished gradients {grads.frac_vanished_gradient.iloc[0]:.3f}; features {feats['features'].shape}")
 

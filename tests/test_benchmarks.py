@@ -18,7 +18,7 @@ def run_script(*args):
 @pytest.mark.slow
 def test_benchmark_compares_naive_and_abcl_training_attacks_and_tsne(tmp_path):
     out = tmp_path / "bench.json"
-    run_script("benchmarks/bench.py", "--epochs", "2", "--batch-sizes", "128", "256", "--floor-epochs", "1",
+    run_script("benchmarks/bench.py", "--epochs", "2", "--batch-sizes", "128", "256", "--cuda-graphs", "--floor-epochs", "1",
                "--adaptive-config", "config/config.yaml", "--adaptive-n", "50", "--tsne-points", "200",
                "--out", str(out))
     results = json.loads(out.read_text())
@@ -31,8 +31,11 @@ def test_benchmark_compares_naive_and_abcl_training_attacks_and_tsne(tmp_path):
         assert results[f"{tag}_train_s"] == pytest.approx(epochs + results[f"{tag}_outside_epochs_s"])
         assert results[f"{tag}_outside_epochs_s"] >= 0
         assert results[f"{tag}_speedup"] == pytest.approx(results["naive_train_s"] / results[f"{tag}_train_s"])
-    assert results["fastest_abcl_variant"] in ("abcl_b128", "abcl_b256")
+    for tag in ("abcl_b128_graphs", "abcl_b256_graphs"):  # asked for, but a CPU trains eagerly
+        assert results[f"{tag}_cuda_graphs_used"] is False and results[f"{tag}_train_s"] > 0
+    assert results["fastest_abcl_variant"] in ("abcl_b128", "abcl_b256", "abcl_b128_graphs", "abcl_b256_graphs")
     assert results["paper_sce_epochs"] == 1 and isinstance(results["paper_sce_meets_99.2"], bool)
+    assert results["paper_sce_cuda_graphs"] is False
     assert results["adaptive_n_test"] == 50 and results["adaptive_s"] > 0
     assert results["bim_speedup"] == pytest.approx(results["naive_bim10_s"] / results["abcl_bim10_s"])
     assert results["tsne_points"] == 200 and results["tsne_sklearn_allcores_s"] > 0

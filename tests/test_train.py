@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from abcl import ABCLError
 from abcl.config import TrainConfig
 from abcl.evaluate import predict
 from abcl.train import TrainingDiverged, as_float_images, load_model, train_model
@@ -45,3 +46,29 @@ def test_nan_loss_stops_with_epoch_and_config_and_leaves_no_result(mnist5k, tmp_
     with pytest.raises(TrainingDiverged, match=r"non-finite training loss \(nan\) in epoch 1 of loss=cosface s=5"):
         train_model(cfg, mnist5k, tmp_path, device="cpu", progress=False)
     assert not (tmp_path / "model.pt").exists() and not (tmp_path / "train.json").exists()
+
+
+def test_cuda_graphs_apply_on_cuda_only(mnist5k, tmp_path):
+    cfg = TrainConfig(loss="sce", epochs=1, seed=3)
+    eager = train_model(cfg, mnist5k, tmp_path / "eager", device="cpu", progress=False)
+    asked = train_model(cfg, mnist5k, tmp_path / "asked", device="cpu", progress=False, cuda_graphs=True)
+    assert asked["cuda_graphs"] is False and eager["cuda_graphs"] is False
+    assert asked["history"] == eager["history"]
+
+
+def test_compile_and_cuda_graphs_together_are_refused_before_any_work(mnist5k, tmp_path):
+    with pytest.raises(ABCLError, match="not both"):
+        train_model(TrainConfig(epochs=1), mnist5k, tmp_path / "out", device="cpu", progress=False,
+                    compile_model=True, cuda_graphs=True)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+def test_cuda_graph_training_follows_eager_training(mnist5k, tmp_path):
+    """Same dropout masks and batches, so only kernel rounding separates the two trajectories."""
+    cfg = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512, k2=64, epochs=2, batch_size=256)
+    eager = train_model(cfg, mnist5k, tmp_path / "eager", device="cuda", progress=False)
+    graphs = train_model(cfg, mnist5k, tmp_path / "graphs", device="cuda", progress=False, cuda_graphs=True)
+    assert graphs["cuda_graphs"] is True
+    for a, b in zip(eager["history"], graphs["history"]):
+        assert b["loss"] == pytest.approx(a["loss"], rel=0.1) and abs(a["accuracy"] - b["accuracy"]) < 0.02

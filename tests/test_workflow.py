@@ -85,6 +85,22 @@ def test_one_figure_plans_only_its_jobs(workdir):
     assert jobs == Counter({"prepare_data": 1, "train": n_fig2, "evaluate": n_fig2, "fig2": 1})
 
 
+def test_cuda_graphs_setting_reaches_each_training_without_renaming_its_model(workdir):
+    import yaml
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    config["train"]["cuda_graphs"] = True
+    (workdir / "graphs.yaml").write_text(yaml.safe_dump(config))
+    target = "results/mnist5k/figures/fig2.png"
+    commands = {}
+    for name, extra in (("eager", []), ("graphs", ["--configfile", "graphs.yaml"])):
+        printed = snakemake("-n", "-p", target, *extra, cwd=workdir).stdout
+        commands[name] = sorted(line for line in printed.splitlines() if "abcl train" in line)
+    assert commands["graphs"] and len(commands["graphs"]) == len(commands["eager"])
+    for eager, graphs in zip(commands["eager"], commands["graphs"]):
+        assert "--no-cuda-graphs" in eager and "--cuda-graphs" in graphs.replace("--no-cuda-graphs", "")
+        assert eager.replace("--no-cuda-graphs", "--cuda-graphs") == graphs
+
+
 def test_lint_passes():
     result = snakemake("--lint", check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import Paramspace
 
 from abcl.config import (
+    EXECUTION_KEYS,
     MODEL_COLUMNS,
     ConfigError,
     TrainConfig,
@@ -67,11 +68,7 @@ def train_config_json(wildcards):
         k2=float(wildcards.k2),
         seed=int(wildcards.seed),
         dataset=DATASET,
-        **{
-            k: v
-            for k, v in config["train"].items()
-            if k not in ("device", "threads", "gpu")
-        },
+        **{k: v for k, v in config["train"].items() if k not in EXECUTION_KEYS},
     )
     return json.dumps(cfg.to_dict(), sort_keys=True)
 

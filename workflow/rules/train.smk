@@ -18,7 +18,10 @@ rule train:
     params:
         train=train_config_json,
         device=config["train"]["device"],
+        cuda_graphs=(
+            "--cuda-graphs" if config["train"]["cuda_graphs"] else "--no-cuda-graphs"
+        ),
     shell:
         "abcl train --train-config '{params.train}' --data {input.data} "
         "--out-dir $(dirname {output.model}) --device {params.device} --threads {threads} "
-        "--quiet > {log} 2>&1"
+        "{params.cuda_graphs} --quiet > {log} 2>&1"
