@@ -131,6 +131,14 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
         assert (results / name).stat().st_size > 100, name
     assert "**Verdict: " in (results / "claims.md").read_text()
 
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from pipeline_times import stage_times, training_times
+    stages, trainings = stage_times(results), training_times(results)
+    n_models = len(unique_models(load_config(workdir / ".test" / "config.yaml"), "fig1", "fig2", "table"))
+    assert stages.loc["train", "jobs"] == stages.loc["eval", "jobs"] == n_models
+    assert trainings.loc[("cpu", False), "trainings"] == n_models
+    assert 0 < trainings.loc[("cpu", False), "later_epoch_s"] < trainings.loc[("cpu", False), "wall_s"]
+
     # one more s in Fig. 2's grid: only that model is trained, and only what depends on it is redrawn
     grown = workdir / ".test" / "grown.yaml"
     grown.write_text((workdir / ".test" / "config.yaml").read_text().replace("fig2_s: [1, 8]", "fig2_s: [1, 4, 8]"))
