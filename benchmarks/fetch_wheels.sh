@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Collect, into .whl/, the wheels that the GPU machine (Python 3.12, no network) lacks for
-# benchmarks/gpu_check.sh: snakemake and its dependencies, jsonschema, torchattacks.
+# benchmarks/gpu_check.sh: snakemake and its dependencies, jsonschema, torchattacks; and openTSNE,
+# which only the benchmark uses (scikit-learn's t-SNE against it, on that machine's cores).
 # Binary wheels for CPython 3.12 where PyPI has them; pure-Python ones built here otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ for name in sorted(seen - present_on_gpu) + ["torchattacks"]:  # torchattacks wi
     print(f"{name}=={metadata.version(name)}")
 PY
 )
-for spec in $names; do
+for spec in $names opentsne==1.0.4; do
   pip download -q --no-deps $PLATFORM -d .whl "$spec" 2>/dev/null \
     || .venv/bin/pip wheel -q --no-deps -w .whl "$spec"
 done
