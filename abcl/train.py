@@ -150,7 +150,7 @@ def _train_epoch(step: StepLoss, optimizer, scheduler, images: torch.Tensor, lab
         scheduler.step()
         loss_sum += loss.detach() * len(idx)
         correct += hits
-    seen = steps * cfg.batch_size
+    seen = min(n_train, steps * cfg.batch_size)
     return loss_sum.item() / seen, correct.item() / seen
 
 

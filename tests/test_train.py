@@ -4,11 +4,13 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from abcl import ABCLError
 from abcl.config import TrainConfig
 from abcl.evaluate import predict
-from abcl.train import TrainingDiverged, as_float_images, load_model, train_model
+from abcl.models import build_model
+from abcl.train import TrainingDiverged, as_float_images, load_model, seed_everything, train_model
 
 
 def test_small_net_learns_and_same_seed_reproduces(mnist5k, tmp_path):
@@ -72,3 +74,13 @@ def test_cuda_graph_training_follows_eager_training(mnist5k, tmp_path):
     assert graphs["cuda_graphs"] is True
     for a, b in zip(eager["history"], graphs["history"]):
         assert b["loss"] == pytest.approx(a["loss"], rel=0.1) and abs(a["accuracy"] - b["accuracy"]) < 0.02
+
+
+def test_epoch_loss_and_accuracy_are_means_over_the_images_seen_when_one_batch_holds_them_all(mnist5k, tmp_path):
+    cfg = TrainConfig(loss="sce", epochs=1, batch_size=8192, lr=0.0, dropout=0.0, seed=5)  # lr 0: weights stay
+    record = train_model(cfg, mnist5k, tmp_path, device="cpu", progress=False)
+    seed_everything(cfg.seed)
+    with torch.no_grad():
+        logits = build_model(cfg)(as_float_images(mnist5k.train_x))
+    assert record["history"][0]["loss"] == pytest.approx(F.cross_entropy(logits, mnist5k.train_y).item(), rel=1e-4)
+    assert record["history"][0]["accuracy"] == pytest.approx((logits.argmax(1) == mnist5k.train_y).double().mean().item())
