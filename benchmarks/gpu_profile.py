@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -28,6 +29,9 @@ from abcl.config import TrainConfig
 from abcl.losses import build_loss
 from abcl.models import build_model
 from abcl.train import StepLoss, graphed, resolve_device
+
+
+ROOT = Path(__file__).resolve().parent.parent  # the workers import benchmarks.gpu_profile from here
 
 
 def synchronize(device: torch.device) -> None:
@@ -126,10 +130,10 @@ def abcl_graphed_step_fn(arch: str, batch: int, device: torch.device):
 CONCURRENT_WORKER = """
 import sys, time, torch
 sys.path.insert(0, '.')
-from benchmarks.gpu_profile import train_step_fn
+from benchmarks.gpu_profile import abcl_graphed_step_fn, train_step_fn
 device = torch.device(sys.argv[4])
 cuda = device.type == 'cuda'
-step, _, _ = train_step_fn(sys.argv[1], 256, device, cuda, cuda)
+step = abcl_graphed_step_fn(sys.argv[1], 256, device) if cuda else train_step_fn(sys.argv[1], 256, device, False, False)[0]
 for _ in range(5):
     step()
 if cuda:
@@ -146,10 +150,11 @@ print(time.time())
 
 def concurrent_steps_per_s(arch: str, processes: int, steps: int = 300, device: str = "cuda") -> float:
     """Training steps per second of the card when ``processes`` trainings share it (all start
-    their timed steps at one agreed wall-clock instant, after their start-up)."""
+    their timed steps at one agreed wall-clock instant, after their start-up); on CUDA each runs
+    abcl's graphed step, as the workflow's jobs do with train.cuda_graphs."""
     start_at = time.time() + 12
     jobs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WORKER, arch, str(start_at), str(steps), device],
-                             stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(processes)]
     ends = [float(job.communicate()[0].strip().splitlines()[-1]) for job in jobs]
     return processes * steps / (max(ends) - start_at)
 

@@ -50,3 +50,10 @@ def test_profile_times_every_cpu_setting(tmp_path):
         assert results[f"train_b{batch}_nchw_fp32_heuristic_ms_per_step"] > 0
     assert results["attack_b2000_nchw_stable_heuristic_ms_per_step"] > 0
     assert results["checkpoint_mb"] > 1 and results["startup_import_torch_s"] > 0
+
+
+@pytest.mark.slow
+def test_profile_workers_share_the_device_and_report_a_rate():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.gpu_profile import concurrent_steps_per_s
+    assert concurrent_steps_per_s("small", 2, steps=3, device="cpu") > 0
