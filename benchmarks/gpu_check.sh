@@ -31,7 +31,7 @@ if want smoke; then  # every GPU code path once; stop here on failure
 fi
 
 if want profile; then  # step times per setting, a CUDA-graph step, 1/4/8 processes sharing the card, start-up
-  timeout 150 python3 benchmarks/gpu_profile.py --out "$OUT/profile.json" > "$OUT/profile.txt" 2>&1
+  timeout 180 python3 benchmarks/gpu_profile.py --out "$OUT/profile.json" > "$OUT/profile.txt" 2>&1
   echo "profile: exit $? at $(elapsed) s" | tee -a "$OUT/check.txt"
 fi
 

@@ -138,25 +138,27 @@ for _ in range(5):
     step()
 if cuda:
     torch.cuda.synchronize()
+ready = time.time()
 while time.time() < float(sys.argv[2]):
     time.sleep(0.001)
 for _ in range(int(sys.argv[3])):
     step()
 if cuda:
     torch.cuda.synchronize()
-print(time.time())
+print(ready, time.time())
 """
 
 
-def concurrent_steps_per_s(arch: str, processes: int, steps: int = 300, device: str = "cuda") -> float:
+def concurrent_steps_per_s(arch: str, processes: int, steps: int = 300, device: str = "cuda") -> tuple[float, float]:
     """Training steps per second of the card when ``processes`` trainings share it (all start
     their timed steps at one agreed wall-clock instant, after their start-up); on CUDA each runs
-    abcl's graphed step, as the workflow's jobs do with train.cuda_graphs."""
-    start_at = time.time() + 12
+    abcl's graphed step, as the workflow's jobs do with train.cuda_graphs. Also returns how late
+    the slowest worker was ready (> 0: it started late and the rate reads low)."""
+    start_at = time.time() + 20
     jobs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WORKER, arch, str(start_at), str(steps), device],
                              stdout=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(processes)]
-    ends = [float(job.communicate()[0].strip().splitlines()[-1]) for job in jobs]
-    return processes * steps / (max(ends) - start_at)
+    ready, ends = zip(*(map(float, job.communicate()[0].split()[-2:]) for job in jobs))
+    return processes * steps / (max(ends) - start_at), max(ready) - start_at
 
 
 def attack_step_fn(arch: str, batch: int, device: torch.device, channels_last: bool, stable: bool):
@@ -237,7 +239,9 @@ def main() -> None:
                 results[f"abcl_graphed_b{batch}_error"] = f"{type(err).__name__}: {err}"[:300]
         print(json.dumps(results, indent=1), flush=True)
         for processes in (1, 4, 8):
-            results[f"concurrent_{processes}_processes_steps_per_s"] = concurrent_steps_per_s(args.arch, processes)
+            rate, late = concurrent_steps_per_s(args.arch, processes)
+            results[f"concurrent_{processes}_processes_steps_per_s"] = rate
+            results[f"concurrent_{processes}_processes_last_ready_s"] = late
         print(json.dumps(results, indent=1), flush=True)
 
     torch.backends.cudnn.benchmark = cuda

@@ -56,4 +56,5 @@ def test_profile_times_every_cpu_setting(tmp_path):
 def test_profile_workers_share_the_device_and_report_a_rate():
     sys.path.insert(0, str(ROOT))
     from benchmarks.gpu_profile import concurrent_steps_per_s
-    assert concurrent_steps_per_s("small", 2, steps=3, device="cpu") > 0
+    rate, last_ready = concurrent_steps_per_s("small", 2, steps=3, device="cpu")
+    assert rate > 0 and last_ready < 0  # both workers ready before the agreed start
