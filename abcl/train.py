@@ -128,6 +128,11 @@ def graphed(step: StepLoss, images: torch.Tensor, labels: torch.Tensor, ramp: to
     return step
 
 
+def graphs_apply(dev: torch.device) -> bool:
+    """CUDA graphs exist on CUDA devices only; elsewhere a training asking for them runs eagerly."""
+    return dev.type == "cuda"
+
+
 def _train_epoch(step: StepLoss, optimizer, scheduler, images: torch.Tensor, labels: torch.Tensor,
                  ramp: torch.Tensor, shuffle: torch.Generator, cfg: TrainConfig, epoch: int) -> tuple[float, float]:
     """One pass over the device-resident training split (float pixels); mean loss and accuracy,
@@ -188,7 +193,7 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
     scheduler = _scheduler(cfg, optimizer, cfg.epochs * steps_per_epoch(len(data.train_y), cfg.batch_size))
     shuffle = torch.Generator(device=dev).manual_seed(cfg.seed)
     images, ramp = resident_images(data), torch.ones((), device=dev)
-    cuda_graphs = cuda_graphs and dev.type == "cuda"
+    cuda_graphs = cuda_graphs and graphs_apply(dev)
     if cuda_graphs:  # before a checkpoint's random state is restored: resumed runs draw as fresh ones
         batch = slice(0, min(cfg.batch_size, len(images)))
         step = graphed(step, images[batch], data.train_y[batch], ramp)
