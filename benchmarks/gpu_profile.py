@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import subprocess
 import sys
@@ -51,12 +52,13 @@ def timed(device: torch.device, fn, repeats: int, warmup: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def training_setup(arch: str, batch: int, device: torch.device, channels_last: bool, capturable: bool = False):
+def training_setup(arch: str, batch: int, device: torch.device, channels_last: bool, capturable: bool = False,
+                   fused: bool = False):
     """HT-SCE + AB model, loss, Adam and one synthetic batch: the workload of every train variant."""
     cfg = TrainConfig(loss="ht_sce", s=5, m=0.2, k1=512, k2=64, arch=arch, batch_size=batch)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model(cfg).to(device).to(memory_format=memory_format)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=capturable)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=capturable, fused=fused)
     images = torch.rand(batch, 1, 28, 28, device=device).contiguous(memory_format=memory_format)
     labels = torch.randint(0, 10, (batch,), device=device)
     return model, build_loss(cfg), optimizer, images, labels
@@ -109,17 +111,15 @@ def graphed_train_step_fn(arch: str, batch: int, device: torch.device):
 def abcl_graphed_step_fn(arch: str, batch: int, device: torch.device):
     """abcl's own graphed step (abcl.train.graphed: forward and backward as CUDA graphs, fused
     Adam eager), a fresh batch gathered from a resident set each step, as train_model does."""
-    model, loss_fn, _, _, _ = training_setup(arch, batch, device, True)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    model, loss_fn, optimizer, _, _ = training_setup(arch, batch, device, True, fused=True)
     images = torch.rand(8 * batch, 1, 28, 28, device=device)
     labels = torch.randint(0, 10, (8 * batch,), device=device)
     ramp = torch.ones((), device=device)
     step = graphed(StepLoss(model, loss_fn), images[:batch], labels[:batch], ramp)
-    picks = [torch.randperm(8 * batch, device=device)[:batch] for _ in range(8)]
-    counter = iter(range(10**9))
+    picks = itertools.cycle([torch.randperm(8 * batch, device=device)[:batch] for _ in range(8)])
 
     def train_step():
-        idx = picks[next(counter) % 8]
+        idx = next(picks)
         loss, _ = step(images[idx], labels[idx], ramp)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
