@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,36 +134,83 @@ def graphs_apply(dev: torch.device) -> bool:
     return dev.type == "cuda"
 
 
-def _train_epoch(step: StepLoss, optimizer, scheduler, images: torch.Tensor, labels: torch.Tensor,
-                 ramp: torch.Tensor, shuffle: torch.Generator, cfg: TrainConfig, epoch: int) -> tuple[float, float]:
-    """One pass over the device-resident training split (float pixels); mean loss and accuracy,
-    one sync at the end."""
-    dev, n_train = labels.device, len(labels)
-    steps = steps_per_epoch(n_train, cfg.batch_size)
-    step.train()
-    loss_sum = torch.zeros((), device=dev)
-    correct = torch.zeros((), device=dev, dtype=torch.long)
-    order = torch.randperm(n_train, device=dev, generator=shuffle)
-    for i in range(steps):
-        idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-        ramp_value = _ab_ramp(cfg, epoch, i, steps)
-        if ramp_value != 1.0 or i == 0:  # constant 1 after the warm-up: no fill per step
-            ramp.fill_(ramp_value)
-        loss, hits = step(images[idx], labels[idx], ramp)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        loss_sum += loss.detach() * len(idx)
-        correct += hits
-    seen = min(n_train, steps * cfg.batch_size)
-    return loss_sum.item() / seen, correct.item() / seen
-
-
 def resident_images(data: Dataset) -> torch.Tensor:
     """The training images as float pixels on their device, converted once (188 MB for 60k), not
     per batch. With one channel, NCHW and channels_last are the same bytes: no layout change."""
     return as_float_images(data.train_x)
+
+
+@dataclass
+class Training:
+    """What one training run steps through: the model, its step (eager or graphed), optimizer and
+    schedule, the device-resident training split, the AB ramp tensor and the shuffle generator."""
+
+    cfg: TrainConfig
+    model: ABCLNet
+    step: StepLoss
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    images: torch.Tensor
+    labels: torch.Tensor
+    ramp: torch.Tensor
+    shuffle: torch.Generator
+    cuda_graphs: bool
+
+    def epoch(self, epoch: int) -> torch.Tensor:
+        """One pass over the training split; [mean loss, accuracy] as one device tensor, so that
+        nothing inside the pass waits for the device (the caller reads both with one sync)."""
+        cfg, dev, n_train = self.cfg, self.labels.device, len(self.labels)
+        steps = steps_per_epoch(n_train, cfg.batch_size)
+        self.step.train()
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        order = torch.randperm(n_train, device=dev, generator=self.shuffle)
+        for i in range(steps):
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            ramp_value = _ab_ramp(cfg, epoch, i, steps)
+            if ramp_value != 1.0 or i == 0:  # constant 1 after the warm-up: no fill per step
+                self.ramp.fill_(ramp_value)
+            loss, hits = self.step(self.images[idx], self.labels[idx], self.ramp)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += hits
+        seen = min(n_train, steps * cfg.batch_size)
+        return torch.stack([loss_sum.double(), correct.double()]) / seen
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "rng": _rng_state(self.shuffle)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        _restore_rng(state["rng"], self.shuffle)
+
+
+def prepare_training(cfg: TrainConfig, dataset: Dataset, dev: torch.device, compile_model: bool = False,
+                     cuda_graphs: bool = False) -> Training:
+    """A freshly seeded training of ``cfg`` with ``dataset`` moved to ``dev``; CUDA graphs are
+    captured here, before a checkpoint's random state is restored, so resumed runs draw as fresh ones."""
+    if compile_model and cuda_graphs:
+        raise ABCLError("choose torch.compile or CUDA graphs for a training, not both")
+    seed_everything(cfg.seed)
+    torch.backends.cudnn.benchmark = dev.type == "cuda"
+    data = dataset.to(dev)
+    model = on_device(build_model(cfg), dev)
+    step = StepLoss(model, build_loss(cfg), torch.compile(model.head_output) if compile_model else None)
+    optimizer = _optimizer(cfg, model)
+    scheduler = _scheduler(cfg, optimizer, cfg.epochs * steps_per_epoch(len(data.train_y), cfg.batch_size))
+    shuffle = torch.Generator(device=dev).manual_seed(cfg.seed)
+    images, ramp = resident_images(data), torch.ones((), device=dev)
+    cuda_graphs = cuda_graphs and graphs_apply(dev)
+    if cuda_graphs:
+        batch = slice(0, min(cfg.batch_size, len(images)))
+        step = graphed(step, images[batch], data.train_y[batch], ramp)
+    return Training(cfg, model, step, optimizer, scheduler, images, data.train_y, ramp, shuffle, cuda_graphs)
 
 
 def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str = "auto",
@@ -178,35 +226,17 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
     ``cuda_graphs`` replays each step's forward and backward pass as CUDA graphs (see
     :func:`graphed`); it applies on CUDA only, and the record says whether it was used.
     """
-    if compile_model and cuda_graphs:
-        raise ABCLError("choose torch.compile or CUDA graphs for a training, not both")
     started = time.perf_counter()
+    run = prepare_training(cfg, dataset, resolve_device(device), compile_model, cuda_graphs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
-    seed_everything(cfg.seed)
-    torch.backends.cudnn.benchmark = dev.type == "cuda"
-    data = dataset.to(dev)
-    model = on_device(build_model(cfg), dev)
-    step = StepLoss(model, build_loss(cfg), torch.compile(model.head_output) if compile_model else None)
-    optimizer = _optimizer(cfg, model)
-    scheduler = _scheduler(cfg, optimizer, cfg.epochs * steps_per_epoch(len(data.train_y), cfg.batch_size))
-    shuffle = torch.Generator(device=dev).manual_seed(cfg.seed)
-    images, ramp = resident_images(data), torch.ones((), device=dev)
-    cuda_graphs = cuda_graphs and graphs_apply(dev)
-    if cuda_graphs:  # before a checkpoint's random state is restored: resumed runs draw as fresh ones
-        batch = slice(0, min(cfg.batch_size, len(images)))
-        step = graphed(step, images[batch], data.train_y[batch], ramp)
 
     start_epoch, history, epoch_seconds, elapsed_before = 0, [], [], 0.0
     checkpoint_path = out_dir / CHECKPOINT
     if checkpoint_path.exists():
-        ckpt = torch.load(checkpoint_path, map_location=dev, weights_only=True)
+        ckpt = torch.load(checkpoint_path, map_location=run.labels.device, weights_only=True)
         if ckpt["config_hash"] == cfg.hash:
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            _restore_rng(ckpt["rng"], shuffle)
+            run.restore(ckpt)
             start_epoch, history, elapsed_before = ckpt["epoch"], ckpt["history"], ckpt["elapsed_s"]
             epoch_seconds = ckpt.get("epoch_seconds", [])
 
@@ -215,8 +245,8 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
                initial=start_epoch, total=cfg.epochs, mininterval=1.0)
     for epoch in bar:
         epoch_started = time.perf_counter()
-        epoch_loss, epoch_acc = _train_epoch(step, optimizer, scheduler, images, data.train_y, ramp, shuffle, cfg, epoch)
-        epoch_seconds.append(time.perf_counter() - epoch_started)  # _train_epoch ends in a sync
+        epoch_loss, epoch_acc = run.epoch(epoch).tolist()  # the epoch's one sync
+        epoch_seconds.append(time.perf_counter() - epoch_started)
         if not math.isfinite(epoch_loss):
             raise TrainingDiverged(f"non-finite training loss ({epoch_loss}) in epoch {epoch + 1} of {cfg.describe()}")
         history.append({"epoch": epoch + 1, "loss": epoch_loss, "accuracy": epoch_acc})
@@ -224,19 +254,18 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
         if epoch + 1 < cfg.epochs and time.perf_counter() - last_saved >= checkpoint_every_s:
             save_torch({"config_hash": cfg.hash, "epoch": epoch + 1, "history": history,
                         "epoch_seconds": epoch_seconds, "elapsed_s": elapsed_before + time.perf_counter() - started,
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": _rng_state(shuffle)}, checkpoint_path)
+                        **run.state()}, checkpoint_path)
             last_saved = time.perf_counter()
 
     record = {
         "config": cfg.to_dict(), "config_hash": cfg.hash, "seed": cfg.seed,
-        "versions": library_versions(), "device": device_name(dev),
+        "versions": library_versions(), "device": device_name(run.labels.device),
         "wall_time_s": elapsed_before + time.perf_counter() - started,
-        "cuda_graphs": cuda_graphs, "resumed_from_epoch": start_epoch, "history": history,
+        "cuda_graphs": run.cuda_graphs, "resumed_from_epoch": start_epoch, "history": history,
         "epoch_seconds": epoch_seconds,
         "final_train_loss": history[-1]["loss"], "final_train_accuracy": history[-1]["accuracy"],
     }
-    save_model(model, cfg, out_dir / MODEL)
+    save_model(run.model, cfg, out_dir / MODEL)
     write_json(out_dir / RECORD, record)
     checkpoint_path.unlink(missing_ok=True)
     return record
