@@ -3,9 +3,11 @@
     python benchmarks/gpu_smoke.py data-cache/mnist-gz [cuda|cpu]
 
 Trains the AlexNet-style net with HT-SCE + AB terms for one epoch on 4,096 images (bf16 autocast,
-channels_last, the AB ramp), eagerly and with CUDA graphs (their losses must agree), then runs one
-attack of each family, the gradient report and feature extraction on 500 test images. Exits non-zero at the first failure, so a
-broken path costs seconds of the lease instead of the whole pipeline run.
+channels_last, the AB ramp), eagerly and with CUDA graphs (their losses must agree), counts the
+host-device syncs inside one epoch of each (reported, not fatal: abcl's epoch should have none),
+then runs one attack of each family, the gradient report and feature extraction on 500 test
+images. Exits non-zero at the first failure, so a broken path costs seconds of the lease instead
+of the whole pipeline run.
 """
 
 from __future__ import annotations
@@ -13,12 +15,35 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+import warnings
+from dataclasses import replace
 
+import torch
 
 from abcl.config import AttackSpec, TrainConfig
 from abcl.data import Dataset, load_dataset
 from abcl.evaluate import evaluate_model, extract_features, gradient_report
-from abcl.train import load_model, train_model
+from abcl.train import load_model, prepare_training, train_model
+
+
+def host_syncs(fn) -> list[str]:
+    """The synchronizing CUDA calls ``fn`` makes (PyTorch's sync debug mode), as warning texts."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return [str(w.message) for w in caught if "synchronizing" in str(w.message)]
+
+
+def epoch_syncs(cfg: TrainConfig, data: Dataset, device: str, cuda_graphs: bool) -> list[str]:
+    """Syncs inside the second epoch of a training (the first tunes cuDNN's kernels)."""
+    run = prepare_training(replace(cfg, epochs=2), data, torch.device(device), cuda_graphs=cuda_graphs)
+    run.epoch(0)
+    torch.cuda.synchronize()
+    return host_syncs(lambda: run.epoch(1))
 
 
 def main(source: str, device: str = "cuda") -> None:
@@ -36,6 +61,10 @@ def main(source: str, device: str = "cuda") -> None:
     eager_loss, graphs_loss = record["final_train_loss"], graphs["final_train_loss"]
     if abs(graphs_loss - eager_loss) > 0.1 * abs(eager_loss):
         sys.exit(f"CUDA-graph training diverged from eager: loss {graphs_loss:.4f} vs {eager_loss:.4f}")
+    syncs = {mode: epoch_syncs(cfg, data, device, mode == "graphed")
+             for mode in ("eager", "graphed") if torch.device(device).type == "cuda"}
+    for mode, found in syncs.items():
+        print(f"host-device syncs in one {mode} epoch: {len(found)}" + (f" (first: {found[0][:200]})" if found else ""))
     rows = evaluate_model(model, cfg, data, specs, batch_size=250, device=device)
     grads = gradient_report(model, cfg, data, device=device)
     feats = extract_features(model, data, 200, specs[1], specs[0], device=device)

@@ -1,6 +1,8 @@
 """Real training on mnist5k: it learns, it is reproducible, it fails loudly and cleanly."""
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -74,6 +76,16 @@ def test_cuda_graph_training_follows_eager_training(mnist5k, tmp_path):
     assert graphs["cuda_graphs"] is True
     for a, b in zip(eager["history"], graphs["history"]):
         assert b["loss"] == pytest.approx(a["loss"], rel=0.1) and abs(a["accuracy"] - b["accuracy"]) < 0.02
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="host-device syncs exist on a CUDA GPU only")
+@pytest.mark.parametrize("cuda_graphs", [False, True])
+def test_a_gpu_training_epoch_never_waits_for_the_device(mnist5k, cuda_graphs):
+    """One sync per epoch, after it (Training.epoch returns its sums on the device)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.gpu_smoke import epoch_syncs
+    cfg = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512, k2=64, batch_size=256)
+    assert epoch_syncs(cfg, mnist5k, "cuda", cuda_graphs) == []
 
 
 def test_epoch_loss_and_accuracy_are_means_over_the_images_seen_when_one_batch_holds_them_all(mnist5k, tmp_path):
