@@ -58,3 +58,16 @@ def test_profile_workers_share_the_device_and_report_a_rate():
     from benchmarks.gpu_profile import concurrent_steps_per_s
     rate, last_ready = concurrent_steps_per_s("small", 2, steps=3, device="cpu")
     assert rate > 0 and last_ready < 0  # both workers ready before the agreed start
+
+
+@pytest.mark.slow
+def test_lr_scaling_compares_each_rule_with_the_paper_batch(tmp_path):
+    out = tmp_path / "lr.json"
+    run_script("benchmarks/lr_scaling.py", "--epochs", "1", "--batch-sizes", "512", "--powers", "0.5", "1",
+               "--out", str(out))
+    summary = json.loads(out.read_text())["summary"]
+    assert [(row["batch_size"], row["power"]) for row in summary] == [(256, 1.0), (512, 0.5), (512, 1.0)]
+    assert [row["lr"] for row in summary] == pytest.approx([2e-3, 2e-3 * 2 ** 0.5, 4e-3])
+    assert summary[0]["gap_points"] == 0 and all(0.1 < row["mean_accuracy"] <= 1 for row in summary)
+    for row in summary[1:]:
+        assert row["gap_points"] == pytest.approx(100 * (row["mean_accuracy"] - summary[0]["mean_accuracy"]))
