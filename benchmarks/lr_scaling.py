@@ -16,15 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench import abcl_training, accuracy  # benchmarks/bench.py, beside this script
+from bench import abcl_training, accuracy, scaled_lr  # benchmarks/bench.py, beside this script
 
 from abcl.config import TrainConfig
 from abcl.data import load_dataset
 from abcl.train import resolve_device
-
-
-def peak_lr(batch_size: int, power: float) -> float:
-    return 2e-3 * (batch_size / 256) ** power
 
 
 def main() -> None:
@@ -47,12 +43,12 @@ def main() -> None:
     for seed in args.seeds:
         for batch, power in runs:
             cfg = TrainConfig(loss="sce", dataset=args.dataset, arch=args.arch, epochs=args.epochs,
-                              batch_size=batch, lr=peak_lr(batch, power), seed=seed)
+                              batch_size=batch, lr=scaled_lr(batch, power), seed=seed)
             seconds, _, model = abcl_training(cfg, dataset, device)
             found.setdefault((batch, power), []).append(accuracy(model, dataset, device))
             print(f"| {batch} | {cfg.lr:.4g} | {seed} | {found[batch, power][-1]:.2%} | {seconds:.1f} |", flush=True)
     base = np.mean(found[256, 1.0])
-    summary = [{"batch_size": batch, "power": power, "lr": peak_lr(batch, power), "seeds": len(accuracies),
+    summary = [{"batch_size": batch, "power": power, "lr": scaled_lr(batch, power), "seeds": len(accuracies),
                 "mean_accuracy": float(np.mean(accuracies)), "gap_points": float(100 * (np.mean(accuracies) - base))}
                for (batch, power), accuracies in found.items()]
     print("\n| batch | lr rule | mean clean acc. | gap to batch 256 (points) |\n|---|---|---|---|")
