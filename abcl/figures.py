@@ -1,9 +1,8 @@
-"""Figures 1-3 and the robustness table, aggregated from the per-model CSV records."""
+"""Figures 1-3, drawn from the per-model CSV records (gathered by ``abcl.tables``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
 
 import matplotlib
 
@@ -14,64 +13,10 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from abcl.records import atomic_path  # noqa: E402
+from abcl.tables import PAPER_ATTACKS, ordered_evaluations, with_evaluation  # noqa: E402
 
-NORM_SYMBOL = {"linf": "L∞", "l2": "L2", "none": ""}
 SET_TITLES = {"train": "train", "test": "test", "bim_linf": "BIM L∞ adversarial test",
               "fgsm_l2": "FGSM L2 adversarial test"}
-MODEL_ORDER = ("SCE", "CosFace", "HT-SCE", "ABCL")
-ATTACK_NAMES = {"fgsm": "FGSM", "bim": "BIM", "pgd": "PGD", "apgd_ce": "APGD-CE", "apgd_dlr": "APGD-DLR",
-                "worst_case": "worst case"}
-ATTACK_ORDER = [("clean", "none")] + [(attack, norm) for norm in ("linf", "l2") for attack in ATTACK_NAMES]
-PAPER_ATTACKS = ("clean", "fgsm", "bim")  # Figs. 1 and 2 show the paper's attacks only
-
-
-def read_csvs(paths: Iterable[str | Path]) -> pd.DataFrame:
-    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
-
-
-def evaluation_label(attack: str, norm: str, eps: float) -> str:
-    return "clean" if attack == "clean" else f"{ATTACK_NAMES[attack]} {NORM_SYMBOL[norm]} ε={eps:g}"
-
-
-def with_evaluation(frame: pd.DataFrame) -> pd.DataFrame:
-    labels = [evaluation_label(a, n, e) for a, n, e in zip(frame.attack, frame.norm, frame.eps)]
-    return frame.assign(evaluation=labels, accuracy_pct=100 * frame.accuracy)
-
-
-def ordered_evaluations(frame: pd.DataFrame, middle_only: bool = False) -> list[str]:
-    """Evaluation labels in reading order: clean, FGSM L∞, BIM L∞, FGSM L2, BIM L2, budgets rising.
-    With ``middle_only`` each attack keeps only its middle budget."""
-    labels = []
-    for attack, norm in ATTACK_ORDER:
-        budgets = sorted(frame.eps[(frame.attack == attack) & (frame.norm == norm)].unique())
-        if middle_only and budgets:
-            budgets = [budgets[len(budgets) // 2]]
-        labels += [evaluation_label(attack, norm, eps) for eps in budgets]
-    return labels
-
-
-def model_name(loss: str, k1: float, k2: float, s: float, abcl_k: tuple[float, float] = (512, 64)) -> str:
-    if loss == "sce":
-        return "SCE"
-    if loss == "cosface":
-        return "CosFace"
-    if loss == "cos_sce":
-        return f"Cos-SCE s={s:g}"
-    if k1 == 0 and k2 == 0:
-        return "HT-SCE"
-    return "ABCL" if (k1, k2) == tuple(abcl_k) else f"HT-SCE+AB {k1:g}/{k2:g}"
-
-
-def with_model(frame: pd.DataFrame, abcl_k: tuple[float, float] = (512, 64)) -> pd.DataFrame:
-    """Rows labeled by model; refuses inputs where one model and seed has two configurations."""
-    frame = frame.assign(model=[model_name(*v, abcl_k) for v in zip(frame.loss, frame.k1, frame.k2, frame.s)])
-    clash = frame.duplicated(["model", "seed", "attack", "norm", "eps"])
-    if clash.any():
-        from abcl import ABCLError
-        row = frame[clash].iloc[0]
-        raise ABCLError(f"two evaluations of {row.model} seed {row.seed} at {row.attack} {row.norm} {row.eps:g}: "
-                        "the inputs mix configurations (or repeat a file)")
-    return frame
 
 
 def save_figure(fig: plt.Figure, png_path: str | Path) -> None:
@@ -158,31 +103,3 @@ def fig3_tsne(embeddings: dict[str, pd.DataFrame], out_png: str | Path,
     fig.suptitle("Fig. 3 — t-SNE of the 10-dim latent features (one map per model)", y=1.0)
     fig.tight_layout(rect=(0, 0, 0.94, 1))
     save_figure(fig, out_png)
-
-
-def robustness_table(frame: pd.DataFrame, masking: pd.DataFrame | None = None,
-                     abcl_k: tuple[float, float] = (512, 64)) -> pd.DataFrame:
-    """Mean ± s.d. over seeds of clean and per-attack accuracy (%), one row per model; with a
-    masking report, a last column lists each model's gradient-masking flags."""
-    frame = with_evaluation(frame)
-    frame = with_model(frame, abcl_k)
-    stats = frame.groupby(["model", "evaluation"], sort=False).accuracy_pct.agg(["mean", "std", "count"])
-    cells = stats.apply(lambda r: f"{r['mean']:.1f}" + ("" if r["count"] < 2 else f" ± {r['std']:.1f}"), axis=1)
-    table = cells.unstack("evaluation")
-    order = [m for m in MODEL_ORDER if m in table.index] + [m for m in table.index if m not in MODEL_ORDER]
-    table = table.loc[order, ordered_evaluations(frame)]
-    table.insert(0, "seeds", stats["count"].groupby("model").min().loc[order].astype(int))
-    if masking is not None:
-        flags = masking.groupby("model")["flags"].agg(lambda f: "; ".join(sorted({x for x in f.fillna("") if x})))
-        table["masking flags"] = [flags.get(model, "") or "none" for model in table.index]
-    return table.rename_axis("model").reset_index()
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(map(str, frame.columns)) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    return header + "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
-
-
-def write_table_md(table: pd.DataFrame, md_path: str | Path) -> None:
-    with atomic_path(md_path) as part:
-        part.write_text("Accuracy (%) on the test set, mean ± s.d. over seeds.\n\n" + markdown_table(table))

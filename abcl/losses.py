@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from abcl.config import Loss, TrainConfig, parse_enum
+from abcl.config import Loss, TrainConfig
 from abcl.models import HeadOutput, cosface_logits
 
 
@@ -97,5 +97,5 @@ BASIS_LOSSES = {
 
 def build_loss(cfg: TrainConfig) -> AngularBoundaryLoss:
     """The training loss named by ``cfg.loss`` plus its AB terms (k1 = k2 = 0: the basis alone)."""
-    basis = BASIS_LOSSES[parse_enum(Loss, cfg.loss, "loss")](cfg)
+    basis = BASIS_LOSSES[cfg.loss](cfg)
     return AngularBoundaryLoss(basis, cfg.k1, cfg.k2)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from abcl.config import Arch, Loss, TrainConfig, parse_enum
+from abcl.config import Arch, Loss, TrainConfig
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 LATENT_DIM = 10
@@ -23,7 +23,6 @@ NUM_CLASSES = 10
 class HeadOutput(NamedTuple):
     logits: torch.Tensor  # inference logits, B x C
     cos: torch.Tensor  # c_ij, B x C, float32
-    latent: torch.Tensor  # y, B x K
 
 
 def small_backbone(dropout: float) -> tuple[nn.Sequential, int]:
@@ -96,13 +95,12 @@ class ABCLNet(nn.Module):
     """Backbone -> latent layer -> head. For ``ht_sce`` z is normalized first (hypersphere
     transformation) and the latent layer is bias-free."""
 
-    def __init__(self, arch: str = "small", loss: str = "sce", s: float = 1.0, dropout: float = 0.5):
+    def __init__(self, arch: Arch = Arch.SMALL, loss: Loss = Loss.SCE, s: float = 1.0, dropout: float = 0.5):
         super().__init__()
-        arch, loss = parse_enum(Arch, arch, "arch"), parse_enum(Loss, loss, "loss")
         self.backbone, width = BACKBONES[arch](dropout)
-        self.hypersphere = loss is Loss.HT_SCE
+        self.hypersphere = loss == Loss.HT_SCE
         self.latent_layer = nn.Linear(width, LATENT_DIM, bias=not self.hypersphere)
-        self.cosine = loss is not Loss.SCE
+        self.cosine = loss != Loss.SCE
         self.head = CosineHead(LATENT_DIM, NUM_CLASSES, s) if self.cosine else LinearHead(LATENT_DIM, NUM_CLASSES)
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,9 +110,7 @@ class ABCLNet(nn.Module):
         return self.latent_layer(z)
 
     def head_output(self, x: torch.Tensor) -> HeadOutput:
-        latent = self.latent(x)
-        logits, cos = self.head(latent)
-        return HeadOutput(logits, cos, latent)
+        return HeadOutput(*self.head(self.latent(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head_output(x).logits
@@ -126,4 +122,4 @@ class ABCLNet(nn.Module):
 
 
 def build_model(cfg: TrainConfig) -> ABCLNet:
-    return ABCLNet(cfg.arch, cfg.loss, s=cfg.s if cfg.loss != Loss.SCE.value else 1.0, dropout=cfg.dropout)
+    return ABCLNet(cfg.arch, cfg.loss, s=cfg.s if cfg.loss is not Loss.SCE else 1.0, dropout=cfg.dropout)

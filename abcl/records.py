@@ -20,11 +20,8 @@ _TRACKED_LIBRARIES = ("torch", "torchvision", "torchattacks", "numpy", "scikit-l
 
 
 def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def config_hash(config: dict[str, Any]) -> str:

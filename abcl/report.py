@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy import stats
 
-from abcl.figures import (PAPER_ATTACKS, markdown_table, model_name, ordered_evaluations, with_evaluation,
-                          with_model)
+from abcl.config import ABCL, COSFACE, HT_SCE, SCE
+from abcl.tables import PAPER_ATTACKS, markdown, ordered_evaluations, with_evaluation
 
 PAPER_NAMES = ("fgsm", "bim")
 
@@ -82,9 +82,9 @@ def _overall(passed: list[bool]) -> str:
 
 
 # ---------------------------------------------------------------- gradient masking
-def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: float = 10.0,
-                   max_vanished_fraction: float = 0.05, abcl_k: tuple[float, float] = (512, 64)) -> pd.DataFrame:
-    """One row per model with the signs of gradient masking, each a named flag."""
+def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: float,
+                   max_vanished_fraction: float) -> pd.DataFrame:
+    """One row per model (``evals`` labelled by ``model``) with the signs of gradient masking, each a named flag."""
     gap = gap_points / 100
     # compare attacks on the images all of them saw (adaptive attacks may see only a prefix)
     compared = "common_accuracy" if "common_accuracy" in evals else "accuracy"
@@ -110,7 +110,7 @@ def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: flo
                              f"stronger ({norm} eps={eps:g})")
         first = group.iloc[0]
         rows.append({
-            "model": model_name(first.loss, first.k1, first.k2, first.s, abcl_k), "loss": first.loss, "s": first.s,
+            "model": first.model, "loss": first.loss, "s": first.s,
             "k1": first.k1, "k2": first.k2, "seed": first.seed, "config_hash": config_hash,
             "clean_accuracy": acc[("clean", "none", 0.0)],
             "frac_vanished_gradient": grads.frac_vanished_gradient,
@@ -144,20 +144,28 @@ def claim_scale(fig2: pd.DataFrame) -> tuple[str, str, str]:
                      "s 4-5 best": "yes" if mid_is_best else "no", "s > 8 lower": "yes" if degrades else "no"})
     text = ("Claim 1 (Fig. 2): with the SCE-based (Cos-SCE) basis, accuracy falls as s grows past ~5; "
             "s = 4-5 is best; s > 8 degrades.")
-    return text, _overall(passed), markdown_table(pd.DataFrame(rows)) if rows else ""
+    return text, _overall(passed), markdown(pd.DataFrame(rows)) if rows else ""
 
 
-def claim_ab_repairs(fig1: pd.DataFrame, k1: float, k2: float) -> tuple[str, str, str]:
-    """Claim 2: plain HT-SCE (0, 0) degrades, AB terms repair it, (k1, k2) = (512, 64) is good."""
+def claim_ab_repairs(fig1: pd.DataFrame) -> tuple[str, str, str]:
+    """Claim 2: plain HT-SCE (0, 0) degrades, AB terms repair it, ABCL's (k1, k2) (the paper's
+    512, 64) is good. ``fig1`` is labelled by model: the plan names the (0, 0) run HT-SCE and the
+    chosen setting ABCL."""
+    named = fig1.drop_duplicates("model").set_index("model")
+    if not {HT_SCE, ABCL} <= set(named.index):
+        return ("Claim 2 (Fig. 1): HT-SCE at (k1, k2) = (0, 0) degrades; adding the AB terms repairs it; "
+                "ABCL's setting is a good one.", _overall([]), "")
+    k1, k2 = named.loc[ABCL, "k1"], named.loc[ABCL, "k2"]
+    plain_k = (named.loc[HT_SCE, "k1"], named.loc[HT_SCE, "k2"])
     fig1 = fig1[(fig1.loss == "ht_sce") & fig1.attack.isin(PAPER_ATTACKS)]
     table = accuracy_stats(fig1, ["k1", "k2"])
     rows, passed = [], []
     for evaluation in ordered_evaluations(fig1, middle_only=True):
         part = table[table.evaluation == evaluation].set_index(["k1", "k2"])
-        if (0, 0) not in part.index or (k1, k2) not in part.index or len(part) < 2:
+        if plain_k not in part.index or (k1, k2) not in part.index or len(part) < 2:
             continue
-        plain, chosen = part.loc[(0, 0)], part.loc[(k1, k2)]
-        with_ab = part.drop(index=(0, 0))
+        plain, chosen = part.loc[plain_k], part.loc[(k1, k2)]
+        with_ab = part.drop(index=plain_k)
         best_ab = with_ab.loc[with_ab["mean"].idxmax()]
         best = part.loc[part["mean"].idxmax()]
         repairs = Comparison(best_ab["mean"], plain["mean"], best_ab.half, plain.half).verdict == "higher"
@@ -169,7 +177,7 @@ def claim_ab_repairs(fig1: pd.DataFrame, k1: float, k2: float) -> tuple[str, str
                      f"{k1:g}/{k2:g} within CI of best": "yes" if chosen_good else "no"})
     text = (f"Claim 2 (Fig. 1): HT-SCE at (k1, k2) = (0, 0) degrades; adding the AB terms repairs it; "
             f"({k1:g}, {k2:g}) is a good setting.")
-    return text, _overall(passed), markdown_table(pd.DataFrame(rows)) if rows else ""
+    return text, _overall(passed), markdown(pd.DataFrame(rows)) if rows else ""
 
 
 def claim_separation(scores: pd.DataFrame, silhouette_margin: float = 0.05) -> tuple[str, str, str]:
@@ -180,13 +188,13 @@ def claim_separation(scores: pd.DataFrame, silhouette_margin: float = 0.05) -> t
     def half(p, n):
         return 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / n)
 
-    pairs = (("CosFace", "SCE"), ("ABCL", "SCE"), ("ABCL", "CosFace"))
+    pairs = ((COSFACE, SCE), (ABCL, SCE), (ABCL, COSFACE))
     rows, passed = [], []
     by = scores.set_index(["model", "set"])
     for set_name in dict.fromkeys(scores["set"]):
-        if not all((m, set_name) in by.index for m in ("SCE", "CosFace", "ABCL")):
+        if not all((m, set_name) in by.index for m in (SCE, COSFACE, ABCL)):
             continue
-        r = {m: by.loc[(m, set_name)] for m in ("SCE", "CosFace", "ABCL")}
+        r = {m: by.loc[(m, set_name)] for m in (SCE, COSFACE, ABCL)}
         knn = [Comparison(r[x].tsne_knn_accuracy, r[y].tsne_knn_accuracy, half(r[x].tsne_knn_accuracy, r[x].n),
                           half(r[y].tsne_knn_accuracy, r[y].n)).verdict for x, y in pairs]
         silhouette = [r[x].silhouette - r[y].silhouette > silhouette_margin for x, y in pairs]
@@ -198,18 +206,17 @@ def claim_separation(scores: pd.DataFrame, silhouette_margin: float = 0.05) -> t
                      "silhouette: same pairs": ", ".join("yes" if v else "no" for v in silhouette)})
     text = ("Claim 3 (Fig. 3): CosFace and ABCL features separate classes better than SCE; ABCL shows fewer "
             "overlaps than CosFace, also on the adversarial sets.")
-    return text, _overall(passed), markdown_table(pd.DataFrame(rows)) if rows else ""
+    return text, _overall(passed), markdown(pd.DataFrame(rows)) if rows else ""
 
 
-def claim_robustness(table_evals: pd.DataFrame, abcl_k: tuple[float, float] = (512, 64)) -> tuple[str, str, str]:
-    """Claim 4: ABCL is more robust to FGSM and BIM than SCE and CosFace."""
-    frame = with_model(table_evals, abcl_k)
-    frame = frame[frame.attack.isin(PAPER_NAMES)]
+def claim_robustness(table_evals: pd.DataFrame) -> tuple[str, str, str]:
+    """Claim 4: ABCL is more robust to FGSM and BIM than SCE and CosFace (``table_evals`` labelled by model)."""
+    frame = table_evals[table_evals.attack.isin(PAPER_NAMES)]
     table = accuracy_stats(frame, ["model"]).set_index(["model", "evaluation"])
     rows, passed = [], []
     for evaluation in ordered_evaluations(frame):
         try:
-            ab, sce, cos = (table.loc[(m, evaluation)] for m in ("ABCL", "SCE", "CosFace"))
+            ab, sce, cos = (table.loc[(m, evaluation)] for m in (ABCL, SCE, COSFACE))
         except KeyError:
             continue
         vs_sce = Comparison(ab["mean"], sce["mean"], ab.half, sce.half).verdict
@@ -218,13 +225,13 @@ def claim_robustness(table_evals: pd.DataFrame, abcl_k: tuple[float, float] = (5
         rows.append({"evaluation": evaluation, "SCE": _interval(sce), "CosFace": _interval(cos),
                      "ABCL": _interval(ab), "ABCL vs SCE": vs_sce, "ABCL vs CosFace": vs_cos})
     text = "Claim 4 (table): ABCL is more robust to FGSM and BIM than SCE and CosFace."
-    return text, _overall(passed), markdown_table(pd.DataFrame(rows)) if rows else ""
+    return text, _overall(passed), markdown(pd.DataFrame(rows)) if rows else ""
 
 
 def claims_report(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFrame, scores: pd.DataFrame,
-                  masking: pd.DataFrame | None, abcl_k: tuple[float, float]) -> str:
-    sections = [claim_scale(fig2), claim_ab_repairs(fig1, *abcl_k), claim_separation(scores),
-                claim_robustness(table_evals, abcl_k)]
+                  masking: pd.DataFrame | None) -> str:
+    """claims.md; ``fig1`` and ``table_evals`` labelled by model (the plan's names)."""
+    sections = [claim_scale(fig2), claim_ab_repairs(fig1), claim_separation(scores), claim_robustness(table_evals)]
     seeds = int(table_evals.seed.nunique())
     n_test = int(table_evals.n.iloc[0])
     parts = [
@@ -240,16 +247,15 @@ def claims_report(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFr
         flagged = masking[masking.masking_suspected]
         parts.append("## Gradient masking\n\n" + (
             f"{len(flagged)} of {len(masking)} models show signs of gradient masking:\n\n"
-            + markdown_table(flagged[["model", "seed", "flags"]]) if len(flagged)
+            + markdown(flagged[["model", "seed", "flags"]]) if len(flagged)
             else f"None of the {len(masking)} models shows signs of gradient masking "
                  "(vanished input gradients, FGSM beating BIM, CE/DLR disagreement, adaptive attacks far "
                  "stronger than FGSM/BIM).\n"))
     return "\n".join(parts)
 
 
-def stats_table(frame: pd.DataFrame, abcl_k: tuple[float, float] = (512, 64)) -> pd.DataFrame:
+def stats_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Long table: model x evaluation with mean, s.d., 95% CI (fractions) and the seed count."""
-    frame = with_model(frame, abcl_k)
     table = accuracy_stats(frame, ["model"]).drop(columns="half")
     order = {e: i for i, e in enumerate(ordered_evaluations(frame))}
     return table.sort_values("evaluation", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from abcl import ABCLError
 from abcl.config import TrainConfig
-from abcl.data import Dataset
+from abcl.data import Dataset, as_float_images
+from abcl.device import device_name, on_device, resolve_device
 from abcl.losses import build_loss
 from abcl.models import ABCLNet, build_model
 from abcl.records import library_versions, save_torch, write_json
@@ -30,23 +31,10 @@ class TrainingDiverged(ABCLError):
     """The loss became NaN or infinite."""
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ABCLError("device 'cuda' requested but no CUDA GPU is visible; use device: auto or cpu")
-    return torch.device(name)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def as_float_images(images: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels 0..255 -> float pixels in [0,1]."""
-    return images.float().div_(255.0)
 
 
 def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -85,12 +73,6 @@ def _restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def on_device(model: ABCLNet, dev: torch.device) -> ABCLNet:
-    """``model`` on ``dev``; channels_last on GPU, where cuDNN's bf16 convolutions run NHWC."""
-    model = model.to(dev)
-    return model.to(memory_format=torch.channels_last) if dev.type == "cuda" else model
-
-
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
     """Full batches only: every step has the same shape, so cuDNN tunes its kernels once and a
     different random remainder (< one batch) sits out each epoch."""
@@ -102,15 +84,14 @@ class StepLoss(nn.Module):
     as a 0-dim tensor), one module so that a CUDA graph can hold both. Returns the loss and the
     number of correct training predictions."""
 
-    def __init__(self, model: ABCLNet, loss_fn, forward=None):
+    def __init__(self, model: ABCLNet, loss_fn):
         super().__init__()
         self.model, self.loss_fn = model, loss_fn
-        self.head_output = forward or model.head_output
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor, ramp: torch.Tensor):
         # no autocast weight cache: each weight is cast once per step anyway, and CUDA graphs need it off
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.is_cuda, cache_enabled=False):
-            out = self.head_output(images)
+            out = self.model.head_output(images)
             loss = self.loss_fn(out, labels, ramp=ramp)
         return loss, (out.logits.detach().argmax(1) == labels).sum()
 
@@ -127,11 +108,6 @@ def graphed(step: StepLoss, images: torch.Tensor, labels: torch.Tensor, ramp: to
                                              allow_unused_input=True)
     torch.cuda.set_rng_state(cuda_rng, images.device)
     return step
-
-
-def graphs_apply(dev: torch.device) -> bool:
-    """CUDA graphs exist on CUDA devices only; elsewhere a training asking for them runs eagerly."""
-    return dev.type == "cuda"
 
 
 def resident_images(data: Dataset) -> torch.Tensor:
@@ -191,22 +167,20 @@ class Training:
         _restore_rng(state["rng"], self.shuffle)
 
 
-def prepare_training(cfg: TrainConfig, dataset: Dataset, dev: torch.device, compile_model: bool = False,
-                     cuda_graphs: bool = False) -> Training:
-    """A freshly seeded training of ``cfg`` with ``dataset`` moved to ``dev``; CUDA graphs are
-    captured here, before a checkpoint's random state is restored, so resumed runs draw as fresh ones."""
-    if compile_model and cuda_graphs:
-        raise ABCLError("choose torch.compile or CUDA graphs for a training, not both")
+def prepare_training(cfg: TrainConfig, dataset: Dataset, dev: torch.device, cuda_graphs: bool = False) -> Training:
+    """A freshly seeded training of ``cfg`` with ``dataset`` moved to ``dev``; CUDA graphs (CUDA
+    only: elsewhere the training runs eagerly) are captured here, before a checkpoint's random
+    state is restored, so resumed runs draw as fresh ones."""
     seed_everything(cfg.seed)
     torch.backends.cudnn.benchmark = dev.type == "cuda"
     data = dataset.to(dev)
     model = on_device(build_model(cfg), dev)
-    step = StepLoss(model, build_loss(cfg), torch.compile(model.head_output) if compile_model else None)
+    step = StepLoss(model, build_loss(cfg))
     optimizer = _optimizer(cfg, model)
     scheduler = _scheduler(cfg, optimizer, cfg.epochs * steps_per_epoch(len(data.train_y), cfg.batch_size))
     shuffle = torch.Generator(device=dev).manual_seed(cfg.seed)
     images, ramp = resident_images(data), torch.ones((), device=dev)
-    cuda_graphs = cuda_graphs and graphs_apply(dev)
+    cuda_graphs = cuda_graphs and dev.type == "cuda"
     if cuda_graphs:
         batch = slice(0, min(cfg.batch_size, len(images)))
         step = graphed(step, images[batch], data.train_y[batch], ramp)
@@ -214,20 +188,17 @@ def prepare_training(cfg: TrainConfig, dataset: Dataset, dev: torch.device, comp
 
 
 def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str = "auto",
-                progress: bool = True, compile_model: bool = False, cuda_graphs: bool = False,
-                checkpoint_every_s: float = 30.0) -> dict[str, Any]:
+                progress: bool = True, cuda_graphs: bool = False, checkpoint_every_s: float = 30.0) -> dict[str, Any]:
     """Train one model; write ``model.pt`` and ``train.json`` into ``out_dir``; return the record.
 
     A ``checkpoint.pt``, written at the end of an epoch once ``checkpoint_every_s`` seconds have
     passed since the last one (0: every epoch), lets a killed job resume where it stopped; a
     short GPU training then skips the saves (model and Adam state: ~60 MB each for the AlexNet).
-    ``compile_model`` runs the forward pass through ``torch.compile`` (the benchmark measures
-    whether its start-up cost pays for a 10-epoch MNIST training; the workflow leaves it off).
     ``cuda_graphs`` replays each step's forward and backward pass as CUDA graphs (see
     :func:`graphed`); it applies on CUDA only, and the record says whether it was used.
     """
     started = time.perf_counter()
-    run = prepare_training(cfg, dataset, resolve_device(device), compile_model, cuda_graphs)
+    run = prepare_training(cfg, dataset, resolve_device(device), cuda_graphs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -269,10 +240,6 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
     write_json(out_dir / RECORD, record)
     checkpoint_path.unlink(missing_ok=True)
     return record
-
-
-def device_name(dev: torch.device) -> str:
-    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
 
 
 def save_model(model: ABCLNet, cfg: TrainConfig, path: str | Path) -> None:

@@ -3,7 +3,7 @@ one device, and print times, ratios, achieved FLOP/s and the accuracy of both tr
 
     python benchmarks/bench.py                                   # CPU: mnist5k, small net, ~1 min
     python benchmarks/bench.py --dataset mnist --source DIR --arch alexnet --epochs 3 \\
-        --batch-sizes 256 512 1024 2048 --cuda-graphs --compile --adaptive-config config/paper.yaml \\
+        --batch-sizes 256 512 1024 2048 --cuda-graphs --adaptive-config config/paper.yaml \\
         --peak-tflops 790 --out bench.json                       # GPU: full MNIST, AlexNet-style net
 
 Naive baseline (what a first PyTorch script does): a per-sample Dataset converting each uint8 image
@@ -11,16 +11,15 @@ to float in __getitem__, a DataLoader with batch 128, fp32, every batch copied t
 abcl: the whole split resident on the device, batches indexed there, bf16 autocast and
 channels_last on GPU, one host-device sync per epoch (abcl.train.train_model), at each batch size
 asked for, with Adam's peak learning rate scaled linearly, 2e-3 * batch / 256 (the paper's 2e-3 at
-256; see scaled_lr); optionally each batch size again with CUDA graphs (abcl.train.graphed), and the largest once
-more through torch.compile, its compile time included.
+256; see scaled_lr); optionally each batch size again with CUDA graphs (abcl.train.graphed).
+(torch.compile was measured once, on an H200: 0.25x for a 3-epoch training, compile time included;
+benchmarks/measured/h200-2026-11-27.md.)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import tempfile
 import time
 
@@ -33,11 +32,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from abcl.attacks import perturb
 from abcl.config import AttackSpec, TrainConfig, attack_specs, load_config
-from abcl.data import load_dataset
+from abcl.data import as_float_images, load_dataset
+from abcl.device import resolve_device
 from abcl.embed import tsne_embedding
 from abcl.evaluate import evaluate_model, predict
 from abcl.models import build_model
-from abcl.train import as_float_images, load_model, resolve_device, seed_everything, train_model
+from abcl.train import load_model, seed_everything, train_model
+from common import write_results  # benchmarks/common.py, beside this script
 
 
 class PerSampleImages(TorchDataset):
@@ -115,15 +116,13 @@ def scaled_lr(batch_size: int, power: float = 1.0) -> float:
     return 2e-3 * (batch_size / 256) ** power
 
 
-def abcl_training(cfg: TrainConfig, dataset, device: torch.device, compile_model: bool = False,
-                  cuda_graphs: bool = False):
-    """Wall time of abcl.train.train_model (start-up, capture, saves and compile included), its
+def abcl_training(cfg: TrainConfig, dataset, device: torch.device, cuda_graphs: bool = False):
+    """Wall time of abcl.train.train_model (start-up, graph capture and saves included), its
     record and the trained model."""
     with tempfile.TemporaryDirectory() as tmp:
         synchronize(device)
         start = time.perf_counter()
-        record = train_model(cfg, dataset, tmp, device=str(device), progress=False, compile_model=compile_model,
-                             cuda_graphs=cuda_graphs)
+        record = train_model(cfg, dataset, tmp, device=str(device), progress=False, cuda_graphs=cuda_graphs)
         synchronize(device)
         seconds = time.perf_counter() - start
         model, _ = load_model(f"{tmp}/model.pt", device)
@@ -160,12 +159,12 @@ def training_results(args, dataset, device: torch.device, results: dict) -> torc
 
 
 def abcl_variant(args, dataset, device: torch.device, results: dict, batch_size: int,
-                 compiled: bool = False, graphs: bool = False) -> tuple[str, float, torch.nn.Module]:
+                 graphs: bool = False) -> tuple[str, float, torch.nn.Module]:
     """abcl's training at one batch size, its time and accuracy beside the naive loop's."""
     cfg = TrainConfig(loss="sce", dataset=args.dataset, arch=args.arch, epochs=args.epochs,
                       batch_size=batch_size, lr=scaled_lr(batch_size))
-    tag = f"abcl_b{batch_size}" + ("_compiled" if compiled else "") + ("_graphs" if graphs else "")
-    seconds, record, model = abcl_training(cfg, dataset, device, compile_model=compiled, cuda_graphs=graphs)
+    tag = f"abcl_b{batch_size}" + ("_graphs" if graphs else "")
+    seconds, record, model = abcl_training(cfg, dataset, device, cuda_graphs=graphs)
     epoch_seconds = record["epoch_seconds"]
     epoch_tflop = results["train_tflop"] / args.epochs
     warm = steady(epoch_seconds)
@@ -182,14 +181,6 @@ def abcl_variant(args, dataset, device: torch.device, results: dict, batch_size:
     if args.peak_tflops:
         results[f"{tag}_steady_fraction_of_peak"] = epoch_tflop / warm / args.peak_tflops
     return tag, seconds, model
-
-
-def compile_results(args, dataset, device: torch.device, results: dict) -> None:
-    """The largest batch once more through torch.compile, compile time included (run last: slow)."""
-    try:
-        abcl_variant(args, dataset, device, results, max(args.batch_sizes), compiled=True)
-    except Exception as err:  # no compiler on the machine, say: keep what was measured
-        results["compile_error"] = f"{type(err).__name__}: {err}"[:300]
 
 
 def paper_sce_floor(args, dataset, device: torch.device, results: dict) -> None:
@@ -263,7 +254,6 @@ def main() -> None:
                         help="abcl's batch sizes (the naive loop uses 128; on a GPU abcl pays off from 512)")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="train each batch size once more with CUDA graphs (and the accuracy floor with them)")
-    parser.add_argument("--compile", action="store_true", help="finally, train the largest batch through torch.compile too")
     parser.add_argument("--floor-epochs", type=int, default=0,
                         help="also train the paper's SCE setting this many epochs and check 99.2%% clean accuracy")
     parser.add_argument("--device", default="auto")
@@ -276,25 +266,19 @@ def main() -> None:
 
     device = resolve_device(args.device)
     dataset = load_dataset(args.dataset, source=args.source)
-    results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)",
-               "torch": torch.__version__, "dataset": args.dataset, "n_train": len(dataset.train_y),
+    results = {"dataset": args.dataset, "n_train": len(dataset.train_y),
                "arch": args.arch, "epochs": args.epochs, "naive_batch_size": 128}
     model = training_results(args, dataset, device, results)
-    report(results, args.out)  # as we go: a time box that cuts the run short keeps what was measured
+    report(results, args.out, device)  # as we go: a time box that cuts the run short keeps what was measured
     attack_results(args, model, dataset, device, results)
-    report(results, args.out)
+    report(results, args.out, device)
     tsne_results(args, model, dataset, device, results)
-    report(results, args.out)
-    if args.compile:
-        compile_results(args, dataset, device, results)
-        report(results, args.out)
+    report(results, args.out, device)
 
 
-def report(results: dict, out: str | None) -> None:
+def report(results: dict, out: str | None, device: torch.device) -> None:
     show(results)
-    if out:
-        with open(out, "w") as handle:
-            json.dump(results, handle, indent=2)
+    write_results(results, out, device)
 
 
 def show(results: dict) -> None:

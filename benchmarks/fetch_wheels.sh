@@ -3,6 +3,7 @@
 # benchmarks/gpu_check.sh: snakemake and its dependencies, jsonschema, torchattacks; and openTSNE,
 # which only the benchmark uses (scikit-learn's t-SNE against it, on that machine's cores).
 # Binary wheels for CPython 3.12 where PyPI has them; pure-Python ones built here otherwise.
+case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .whl

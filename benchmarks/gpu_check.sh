@@ -7,6 +7,7 @@
 # STAGES (default "smoke profile bench pipeline") picks the stages; the pipeline runs the paper
 # config until the time box (CHECK_SECONDS, counted from the start) runs out: fig3 and fig2,
 # then fig1, then the table; with CUDA graphs unless GRAPHS=0.
+case "${1:-}" in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0;; esac
 set -uo pipefail
 OUT=${OUT:-/tmp/abcl-gpu-out}
 BOX=${CHECK_SECONDS:-540}

@@ -29,7 +29,8 @@ from abcl.attacks import StableGradientView
 from abcl.config import TrainConfig
 from abcl.losses import build_loss
 from abcl.models import build_model
-from abcl.train import StepLoss, graphed, resolve_device
+from abcl.device import resolve_device
+from abcl.train import StepLoss, graphed
 
 
 ROOT = Path(__file__).resolve().parent.parent  # the workers import benchmarks.gpu_profile from here
@@ -193,7 +194,7 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
-    results: dict = {"device": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": torch.__version__}
+    results: dict = {}
     results["startup_import_torch_s"] = startup_seconds("import torch")
     results["startup_import_abcl_cuda_init_s"] = startup_seconds(
         "import torch, abcl.cli, abcl.train, abcl.evaluate; torch.zeros(1, device='cuda' if torch.cuda.is_available() else 'cpu')")
@@ -273,9 +274,8 @@ def main() -> None:
         synchronize(device)
     print(prof.key_averages().table(sort_by=sort, row_limit=18), flush=True)
     print(json.dumps(results, indent=1))
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(results, handle, indent=2)
+    from common import write_results  # benchmarks/common.py (this script's folder; workers import the module)
+    write_results(results, args.out, device)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Fail fast on a lent GPU: every GPU code path of abcl once, on a small slice of full MNIST.
 
-    python benchmarks/gpu_smoke.py data-cache/mnist-gz [cuda|cpu]
+    python benchmarks/gpu_smoke.py data-cache/mnist-gz [--device cuda|cpu] [--out smoke.json]
 
 Trains the AlexNet-style net with HT-SCE + AB terms for one epoch on 4,096 images (bf16 autocast,
 channels_last, the AB ramp), eagerly and with CUDA graphs (their losses must agree), counts the
@@ -12,6 +12,7 @@ of the whole pipeline run.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -46,7 +47,7 @@ def epoch_syncs(cfg: TrainConfig, data: Dataset, device: str, cuda_graphs: bool)
     return host_syncs(lambda: run.epoch(1))
 
 
-def main(source: str, device: str = "cuda") -> None:
+def main(source: str, device: str = "cuda", out: str | None = None) -> None:
     start = time.perf_counter()
     full = load_dataset("mnist", source=source)
     data = Dataset("mnist", full.train_x[:4096], full.train_y[:4096], full.test_x[:500], full.test_y[:500])
@@ -69,13 +70,24 @@ def main(source: str, device: str = "cuda") -> None:
             print(f"host-device sync count of a {mode} epoch failed: {type(err).__name__}: {err}"[:300])
     rows = evaluate_model(model, cfg, data, specs, batch_size=250, device=device)
     grads = gradient_report(model, cfg, data, device=device)
-    feats = extract_features(model, data, 200, specs[1], specs[0], device=device)
-    print(f"smoke ok in {time.perf_counter() - start:.1f} s on {record['device']}: "
+    feats = extract_features(model, data, 200, [specs[1], specs[0]], device=device)
+    seconds = time.perf_counter() - start
+    print(f"smoke ok in {seconds:.1f} s on {record['device']}: "
           f"train acc {record['final_train_accuracy']:.3f}, loss {eager_loss:.4f} in {record['wall_time_s']:.1f} s; "
           f"with CUDA graphs ({graphs['cuda_graphs']}) loss {graphs_loss:.4f} in {graphs['wall_time_s']:.1f} s; "
           + ", ".join(f"{r.attack} {r.norm} {r.eps:g}: {r.accuracy:.3f}" for r in rows.itertuples())
           + f"; vanished gradients {grads.frac_vanished_gradient.iloc[0]:.3f}; features {feats['features'].shape}")
+    from common import write_results  # benchmarks/common.py, beside this script
+    write_results({"seconds": seconds, "train_loss": eager_loss, "graphed_train_loss": graphs_loss,
+                   "cuda_graphs_used": graphs["cuda_graphs"], "accuracy": rows.set_index(["attack", "norm", "eps"])
+                   .accuracy.rename(lambda key: " ".join(map(str, key))).to_dict(),
+                   "frac_vanished_gradient": float(grads.frac_vanished_gradient.iloc[0])}, out, torch.device(device))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="folder of the four full-MNIST IDX files (.gz or not)")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+    main(args.source, args.device, args.out)

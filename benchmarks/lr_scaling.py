@@ -11,16 +11,15 @@ One table row per run, then the mean per (batch, power) and its gap to batch 256
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from bench import abcl_training, accuracy, scaled_lr  # benchmarks/bench.py, beside this script
+from common import write_results
 
 from abcl.config import TrainConfig
 from abcl.data import load_dataset
-from abcl.train import resolve_device
+from abcl.device import resolve_device
 
 
 def main() -> None:
@@ -55,8 +54,7 @@ def main() -> None:
     for row in summary:
         rule = "paper" if row["batch_size"] == 256 else f"(b/256)^{row['power']:g}"
         print(f"| {row['batch_size']} | {rule} | {row['mean_accuracy']:.2%} | {row['gap_points']:+.2f} |")
-    if args.out:
-        Path(args.out).write_text(json.dumps({"device": str(device), "epochs": args.epochs, "summary": summary}, indent=1))
+    write_results({"epochs": args.epochs, "summary": summary}, args.out, device)
     if device.type == "cpu":
         print(f"\n{torch.get_num_threads()} CPU threads")
 

@@ -1,13 +1,13 @@
 """Per-stage and total wall time of a workflow run, from the rules' `benchmark:` files, and how
 each training spent its time, from the `train.json` records.
 
-    python benchmarks/pipeline_times.py results/mnist
+    python benchmarks/pipeline_times.py results/mnist [--out times.json]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -42,10 +42,23 @@ def training_times(results: Path) -> pd.DataFrame:
     return summary
 
 
-if __name__ == "__main__":
-    results = Path(sys.argv[1] if len(sys.argv) > 1 else "results/mnist5k")
-    summary = stage_times(results)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="?", default="results/mnist5k", help="a workflow's results/<dataset> folder")
+    parser.add_argument("--out", help="also write both tables as JSON here")
+    args = parser.parse_args()
+    results = Path(args.results)
+    summary, trainings = stage_times(results), training_times(results)
     print(summary.to_string(float_format=lambda v: f"{v:.2f}"))
     print(f"sum of job times: {summary.total_s.sum():.1f} s (wall time is lower when jobs run in parallel)")
     print("trainings (medians):")
-    print(training_times(results).to_string(float_format=lambda v: f"{v:.2f}"))
+    print(trainings.to_string(float_format=lambda v: f"{v:.2f}"))
+    if args.out:
+        import torch
+        from common import write_results  # benchmarks/common.py, beside this script
+        write_results({"stages": summary.reset_index().to_dict("records"),
+                       "trainings": trainings.reset_index().to_dict("records")}, args.out, torch.device("cpu"))
+
+
+if __name__ == "__main__":
+    main()

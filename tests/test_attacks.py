@@ -9,7 +9,7 @@ from torch import nn
 from abcl.attacks import perturb
 from abcl.config import AttackSpec, attack_specs
 from abcl.evaluate import evaluate_model, predict
-from abcl.train import as_float_images
+from abcl.data import as_float_images
 
 SPECS = attack_specs({
     "fgsm_linf": {"eps": [0.1, 0.3]},

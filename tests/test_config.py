@@ -59,7 +59,10 @@ BAD_CONFIGS = [
     ("embed/n_per_set", 10, "at 'embed/n_per_set': 10 is less than the minimum of 50"),
     ("eval/n_test", 0, "at 'eval/n_test': 0 is less than the minimum of 1"),
     ("eval/adaptive_n_test", 0, "at 'eval/adaptive_n_test': 0 is less than the minimum of 1"),
-    ("data_source", "/data/mnist", "at 'dataset': mnist5k is embedded; data_source and download must be null"),
+    ("data_source", "/data/mnist", "at 'data_source': mnist5k is embedded; data_source and download must be null"),
+    ("download", "npm", "at 'download': mnist5k is embedded; data_source and download must be null"),
+    ("attacks/bim_linf", DELETE, "at 'attacks': Fig. 3 shows a BIM L∞ adversarial set"),
+    ("abcl", {"k1": 0, "k2": 0}, "at 'abcl': ABCL (k1=0, k2=0) is the same model as HT-SCE"),
 ]
 
 
@@ -80,7 +83,7 @@ def test_bad_config_names_the_key(path, value, message):
 
 def test_full_mnist_needs_a_source():
     config = with_change("dataset", "mnist")
-    with pytest.raises(ConfigError, match="at 'data_source': full MNIST needs data_source"):
+    with pytest.raises(ConfigError, match=r"at '\(top level\)': full MNIST needs data_source"):
         validate_config(config)
 
 
@@ -116,3 +119,32 @@ def test_attack_specs_expand_budgets_and_steps():
 def test_bad_attacks_given_directly_are_refused(attacks, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         attack_specs(attacks)
+
+
+def test_kurakin_schedule_records_the_steps_it_runs():
+    import torchattacks
+
+    from abcl.attacks import build_attack
+    from abcl.models import ABCLNet
+    specs = attack_specs({"bim_linf": {"eps": [0.1, 0.3], "steps": 10, "kurakin_schedule": True}})
+    assert [s.steps for s in specs] == [29, 80]  # min(255 eps + 4, 1.25 * 255 eps), as Kurakin et al.
+    assert all(s.alpha == pytest.approx(1 / 255) for s in specs)
+    for spec in specs:  # torchattacks' own schedule (steps=0) gives the same count
+        assert build_attack(ABCLNet().eval(), spec).steps == torchattacks.BIM(ABCLNet(), eps=spec.eps, steps=0).steps
+
+
+def test_plan_names_each_model_once_and_gives_adaptive_attacks_to_the_table_only():
+    from abcl.config import experiment_plan
+    plan = experiment_plan(validate_config(GOOD))
+    assert len({run.path for run in plan.runs}) == len(plan.runs) == 10
+    assert [r.name for r in plan.for_output("table")] == ["SCE", "CosFace", "HT-SCE", "ABCL"]
+    assert [r.name for r in plan.for_output("fig3")] == ["SCE", "CosFace", "ABCL"]
+    abcl = plan.find("ABCL")
+    assert abcl.outputs == ("fig1", "fig3", "table") and (abcl.train.k1, abcl.train.k2) == (512, 64)
+    assert plan.find("HT-SCE+AB 0/64").outputs == ("fig1",)
+    for run in plan.runs:
+        assert ("pgd_linf" in run.attacks) == ("table" in run.outputs)
+        assert set(run.embed_attacks) == ({"bim_linf", "fgsm_l2"} if "fig3" in run.outputs else set())
+    moved = with_change("abcl", {"k1": 256, "k2": 32})
+    renamed = experiment_plan(validate_config(moved))
+    assert renamed.find("ABCL").train.k1 == 256 and renamed.find("HT-SCE+AB 512/64").outputs == ("fig1",)

@@ -49,8 +49,8 @@ def test_sigkilled_training_resumes_to_identical_metrics(prepared, tmp_path):
 
     resumed = tmp_path / "killed"
     job = subprocess.Popen(train_command(cfg, prepared, resumed))
-    deadline = time.time() + 120
-    while checkpoint_epoch(resumed / "checkpoint.pt") < 2 and time.time() < deadline:
+    # no deadline: on a busy machine the epochs just come later
+    while checkpoint_epoch(resumed / "checkpoint.pt") < 2 and job.poll() is None:
         time.sleep(0.05)
     job.send_signal(signal.SIGKILL)
     job.wait()
@@ -103,17 +103,16 @@ def test_second_snakemake_on_same_directory_is_refused(tmp_path):
     first = subprocess.Popen([*base, "results/mnist5k/data/mnist5k.pt"], cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.time() + 60
-        while not (lock_dir.exists() and any(lock_dir.iterdir())) and time.time() < deadline:
+        while not (lock_dir.exists() and any(lock_dir.iterdir())) and first.poll() is None:
             time.sleep(0.05)
         assert lock_dir.exists() and any(lock_dir.iterdir()), "the first run must hold its lock"
         second = subprocess.run([*base, "results/mnist5k/data/mnist5k.pt"], cwd=tmp_path, capture_output=True,
-                                text=True, timeout=120)
+                                text=True)
         assert second.returncode != 0
         assert "LockException" in second.stdout + second.stderr or "Directory cannot be locked" in (
             second.stdout + second.stderr)
     finally:
-        first.wait(timeout=120)
+        first.wait()
     assert first.returncode == 0
     assert (tmp_path / "results" / "mnist5k" / "data" / "mnist5k.pt").exists()
 
@@ -123,7 +122,8 @@ def test_killed_evaluation_leaves_no_result(prepared, trained_cosface, tmp_path)
     model, cfg = trained_cosface
     save_model(model, cfg, tmp_path / "model.pt")
     out = tmp_path / "eval.csv"
-    attacks = json.dumps({"bim_linf": {"eps": [0.1, 0.2, 0.3], "steps": 200}})
+    # a million steps: whenever the kill comes, the evaluation has not finished
+    attacks = json.dumps({"bim_linf": {"eps": [0.1, 0.2, 0.3], "steps": 1_000_000}})
     job = subprocess.Popen([sys.executable, "-m", "abcl", "evaluate", "--model", str(tmp_path / "model.pt"),
                             "--data", str(prepared), "--attacks", attacks, "--device", "cpu", "--out", str(out)])
     time.sleep(6)
@@ -145,8 +145,12 @@ def test_unknown_profile_key_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("arguments,message", [
-    (["--loss", "arcface"], "abcl train: error: unknown loss 'arcface'; choose one of sce, cos_sce, cosface, ht_sce"),
-    (["--loss", "ht_sce", "--k1", "-512"], "abcl train: error: k1 must be a finite number >= 0, got -512.0"),
+    (["--run", "ArcFace"], "abcl train: error: no run named 'ArcFace' in the plan; runs: HT-SCE, HT-SCE+AB 0/64"),
+    (["--run", "ABCL", "--seed", "7"], "abcl train: error: no run named 'ABCL' with seed 7 in the plan"),
+    (["--train-config", "{\"loss\": \"arcface\"}"],
+     "abcl train: error: training config error at 'loss': 'arcface' is not one of: sce, cos_sce, cosface, ht_sce"),
+    (["--train-config", "{\"loss\": \"ht_sce\", \"s\": 5, \"k1\": -512}"],
+     "abcl train: error: training config error at 'k1': -512 is less than the minimum of 0"),
     (["--train-config", "{\"loss\": \"sce\", \"epoch\": 3}"], "abcl train: error: unknown training key(s) epoch"),
 ])
 def test_cli_bad_training_input_is_one_line_and_writes_nothing(prepared, tmp_path, arguments, message):

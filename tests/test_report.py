@@ -9,7 +9,8 @@ from abcl.attacks import perturb
 from abcl.config import AttackSpec, TrainConfig, attack_specs
 from abcl.evaluate import evaluate_model, gradient_report
 from abcl.report import claim_robustness, claim_scale, claims_report, masking_report, summarize
-from abcl.train import as_float_images, load_model, train_model
+from abcl.data import as_float_images
+from abcl.train import load_model, train_model
 
 
 @pytest.fixture(scope="module")
@@ -95,21 +96,27 @@ def test_masking_report_flags_saturated_model_not_sce(trained_cosface, trained_s
             grads.append(gradient_report(model, cfg, mnist5k, n_test=200, device="cpu"))
     finally:
         saturated.head.s = original
-    report = masking_report(pd.concat(frames), pd.concat(grads)).set_index("loss")
+    report = masking_report(pd.concat(frames).assign(model=lambda f: f.loss), pd.concat(grads), gap_points=10,
+                            max_vanished_fraction=0.05).set_index("loss")
     assert not report.loc["sce", "masking_suspected"], report.loc["sce", "flags"]
     assert report.loc["sce", "frac_vanished_gradient"] == 0
     assert report.loc["cos_sce", "masking_suspected"]
     assert "vanished gradient" in report.loc["cos_sce", "flags"]
 
 
+NAMES = {("sce", 0, 0): "SCE", ("cosface", 0, 0): "CosFace", ("ht_sce", 0, 0): "HT-SCE", ("ht_sce", 512, 64): "ABCL"}
+
+
 def fake_evals(accuracies, n=1000):
-    """Evaluation rows for (model loss, k1, k2, s, seed) -> {(attack, norm, eps): accuracy}."""
+    """Evaluation rows for (model loss, k1, k2, s, seed) -> {(attack, norm, eps): accuracy}, named
+    as the plan names them (the table's four models; others by their settings)."""
     rows = []
     for (loss, k1, k2, s, seed), values in accuracies.items():
+        name = NAMES.get((loss, k1, k2), f"{loss} {k1}/{k2} s={s}")
         for (attack, norm, eps), acc in values.items():
-            rows.append({"loss": loss, "k1": k1, "k2": k2, "s": s, "m": 0.0, "seed": seed, "attack": attack,
-                         "norm": norm, "eps": eps, "accuracy": acc, "n": n, "dataset": "mnist5k", "arch": "small",
-                         "config_hash": f"{loss}{k1}{k2}{s}{seed}"})
+            rows.append({"model": name, "loss": loss, "k1": k1, "k2": k2, "s": s, "m": 0.0, "seed": seed,
+                         "attack": attack, "norm": norm, "eps": eps, "accuracy": acc, "n": n, "dataset": "mnist5k",
+                         "arch": "small", "config_hash": f"{loss}{k1}{k2}{s}{seed}"})
     return pd.DataFrame(rows)
 
 
@@ -149,7 +156,7 @@ def test_claims_report_is_complete_markdown():
     fig2 = fake_evals({("cos_sce", 0, 0, s, 0): {("clean", "none", 0.0): a} for s, a in {4: .99, 16: .9}.items()})
     scores = pd.DataFrame([{"model": m, "set": st, "n": 500, "silhouette": 0.5, "tsne_knn_accuracy": acc}
                            for m, acc in (("SCE", 0.8), ("CosFace", 0.9), ("ABCL", 0.97)) for st in ("train", "test")])
-    text = claims_report(fig1, fig2, evals, scores, None, (512, 64))
+    text = claims_report(fig1, fig2, evals, scores, None)
     assert text.count("**Verdict: ") == 4
     assert "Claim 3" in text and "**Verdict: SUPPORTED**" in text
 
@@ -174,20 +181,43 @@ def test_masking_flags_follow_attack_ordering(accuracies, expected):
     evals = fake_evals({("cosface", 0, 0, 5, 0): {("clean", "none", 0.0): 0.97, **accuracies}})
     gradients = pd.DataFrame([{"config_hash": evals.config_hash.iloc[0], "frac_vanished_gradient": 0.0,
                                "median_gradient_norm": 0.1}])
-    report = masking_report(evals, gradients).iloc[0]
+    report = masking_report(evals, gradients, gap_points=10, max_vanished_fraction=0.05).iloc[0]
     assert report.masking_suspected == bool(expected)
     assert expected in report["flags"]
 
 
-def test_table_refuses_two_configurations_under_one_name():
+def test_table_refuses_two_configurations_under_one_name(tmp_path):
     from abcl import ABCLError
-    from abcl.figures import robustness_table
+    from abcl.tables import read_named_csvs, robustness_table
     evals = table_models(abcl_fgsm=0.75)
-    other = evals[evals.loss == "sce"].assign(config_hash="another-sce-config")
+    paths = {}
+    for (model, seed), rows in evals.groupby(["model", "seed"], sort=False):
+        paths[(model, seed)] = tmp_path / f"{model}-{seed}.csv"
+        rows.drop(columns="model").to_csv(paths[(model, seed)], index=False)
+    pairs = [f"{model}={path}" for (model, _), path in paths.items()]
+    table = robustness_table(read_named_csvs(pairs))
+    assert table.model.tolist() == ["SCE", "CosFace", "ABCL"]  # the order given, names as given
+    other = tmp_path / "other.csv"
+    pd.read_csv(paths[("SCE", 0)]).assign(config_hash="another-sce-config").to_csv(other, index=False)
+    with pytest.raises(ABCLError, match="two configurations of SCE seed 0"):
+        read_named_csvs([*pairs, f"SCE={other}"])
     with pytest.raises(ABCLError, match="two evaluations of SCE seed 0 at clean none 0"):
-        robustness_table(pd.concat([evals, other]))
-    names = robustness_table(evals, abcl_k=(256, 32)).model.tolist()
-    assert "HT-SCE+AB 512/64" in names and "ABCL" not in names
+        read_named_csvs([*pairs, pairs[0]])
+    with pytest.raises(ABCLError, match="expected NAME=PATH"):
+        read_named_csvs([str(paths[("SCE", 0)])])
+
+
+def test_claim_2_finds_ht_sce_and_abcl_by_their_plan_names():
+    from abcl.report import claim_ab_repairs
+    grid = {(k1, k2): 0.9 if (k1, k2) == (0, 0) else 0.98 for k1 in (0, 256, 512) for k2 in (0, 32, 64)}
+    fig1 = fake_evals({("ht_sce", k1, k2, 5, 0): {("clean", "none", 0.0): acc} for (k1, k2), acc in grid.items()},
+                      n=10_000)
+    text, verdict, numbers = claim_ab_repairs(fig1)
+    assert verdict == "SUPPORTED" and "(512, 64) is a good setting" in text and "512/64 within CI" in numbers
+    fig1.loc[fig1.k1 == 256, "model"] = fig1.loc[fig1.k1 == 256, "model"].where(fig1.k2 != 32, "ABCL")
+    fig1.loc[(fig1.k1 == 512) & (fig1.k2 == 64), "model"] = "HT-SCE+AB 512/64"
+    assert "(256, 32) is a good setting" in claim_ab_repairs(fig1)[0]  # a config's own ABCL setting
+    assert claim_ab_repairs(fig1[fig1.model != "ABCL"])[1].startswith("CANNOT BE CHECKED")
 
 
 def test_separation_claim_needs_both_metrics():

@@ -8,11 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from abcl import ABCLError
 from abcl.config import TrainConfig
 from abcl.evaluate import predict
 from abcl.models import build_model
-from abcl.train import TrainingDiverged, as_float_images, load_model, seed_everything, train_model
+from abcl.data import as_float_images
+from abcl.train import (TrainingDiverged, graphed, load_model, prepare_training, seed_everything,
+                        train_model)
 
 
 def test_small_net_learns_and_same_seed_reproduces(mnist5k, tmp_path):
@@ -60,13 +61,6 @@ def test_cuda_graphs_apply_on_cuda_only(mnist5k, tmp_path):
     assert asked["history"] == eager["history"]
 
 
-def test_compile_and_cuda_graphs_together_are_refused_before_any_work(mnist5k, tmp_path):
-    with pytest.raises(ABCLError, match="not both"):
-        train_model(TrainConfig(epochs=1), mnist5k, tmp_path / "out", device="cpu", progress=False,
-                    compile_model=True, cuda_graphs=True)
-    assert not (tmp_path / "out").exists()
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
 def test_cuda_graph_training_follows_eager_training(mnist5k, tmp_path):
     """Same dropout masks and batches, so only kernel rounding separates the two trajectories."""
@@ -89,7 +83,7 @@ def test_a_gpu_training_epoch_never_waits_for_the_device(mnist5k, cuda_graphs):
 
 
 def test_epoch_loss_and_accuracy_are_means_over_the_images_seen_when_one_batch_holds_them_all(mnist5k, tmp_path):
-    cfg = TrainConfig(loss="sce", epochs=1, batch_size=8192, lr=0.0, dropout=0.0, seed=5)  # lr 0: weights stay
+    cfg = TrainConfig(loss="sce", epochs=1, batch_size=8192, dropout=0.0, seed=5)  # one step: its loss precedes the update
     record = train_model(cfg, mnist5k, tmp_path, device="cpu", progress=False)
     seed_everything(cfg.seed)
     with torch.no_grad():
@@ -132,18 +126,23 @@ def emulated_make_graphed_callables(module, sample_args, num_warmup_iters=3, all
     return module
 
 
-def test_training_loop_keeps_the_cuda_graph_contract(mnist5k, tmp_path, monkeypatch):
+def test_training_loop_keeps_the_cuda_graph_contract(mnist5k, monkeypatch):
     """With graphs emulated on the CPU (static buffers reused by every call, warm-up draws
     undone), a graphed AB training matches the eager one: the loop reads each output before the
     next call overwrites it, passes the ramp the graph reads, and restores the random state."""
-    import abcl.train
     cfg = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512, k2=64, epochs=2, seed=4)
-    eager = train_model(cfg, mnist5k, tmp_path / "eager", device="cpu", progress=False)
-    monkeypatch.setattr(abcl.train, "graphs_apply", lambda dev: True)
+
+    def history(graphs):
+        run = prepare_training(cfg, mnist5k, torch.device("cpu"))
+        if graphs:  # as prepare_training does on CUDA: one batch's shapes, before any epoch
+            batch = slice(0, cfg.batch_size)
+            run.step = graphed(run.step, run.images[batch], run.labels[batch], run.ramp)
+        return [run.epoch(epoch).tolist() for epoch in range(cfg.epochs)]
+
+    eager = history(False)
     monkeypatch.setattr(torch.cuda, "make_graphed_callables", emulated_make_graphed_callables)
     monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: torch.get_rng_state())
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: torch.set_rng_state(state))
-    graphs = train_model(cfg, mnist5k, tmp_path / "graphs", device="cpu", progress=False, cuda_graphs=True)
-    assert graphs["cuda_graphs"] is True
-    for a, b in zip(eager["history"], graphs["history"]):
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5) and b["accuracy"] == pytest.approx(a["accuracy"])
+    graphs = history(True)
+    for (loss_a, acc_a), (loss_b, acc_b) in zip(eager, graphs):
+        assert loss_b == pytest.approx(loss_a, rel=1e-5) and acc_b == pytest.approx(acc_a)

@@ -13,16 +13,11 @@ rule features:
     threads: config["train"]["threads"]
     params:
         n_per_set=config["embed"]["n_per_set"],
-        bim_linf=json.dumps(
-            config["attacks"].get("bim_linf", {"steps": 10}), sort_keys=True
-        ),
-        bim_linf_eps=config["embed"]["bim_linf_eps"],
-        fgsm_l2_eps=config["embed"]["fgsm_l2_eps"],
+        attacks=lambda wildcards: planned_run(wildcards).embed_attacks_json(),
         device=config["train"]["device"],
     shell:
         "abcl features --model {input.model} --data {input.data} --n-per-set {params.n_per_set} "
-        "--bim-linf '{params.bim_linf}' --bim-linf-eps {params.bim_linf_eps} "
-        "--fgsm-l2-eps {params.fgsm_l2_eps} --device {params.device} --threads {threads} "
+        "--attacks '{params.attacks}' --device {params.device} --threads {threads} "
         "--out {output.npz} > {log} 2>&1"
 
 

@@ -17,7 +17,7 @@ rule evaluate:
     resources:
         gpu=config["train"]["gpu"],
     params:
-        attacks=attacks_json,
+        attacks=lambda wildcards: planned_run(wildcards).attacks_json(),
         tiny_gradient=config["masking"]["tiny_gradient"],
         n_test=(
             f"--n-test {config['eval']['n_test']}" if config["eval"]["n_test"] else ""

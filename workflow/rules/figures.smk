@@ -40,8 +40,8 @@ rule fig2:
 
 rule fig3:
     input:
-        embeddings=[f"{d}/tsne.csv" for d in fig3_model_dirs().values()],
-        scores=[f"{d}/separability.csv" for d in fig3_model_dirs().values()],
+        embeddings=model_files("fig3", "tsne.csv"),
+        scores=model_files("fig3", "separability.csv"),
     output:
         png=report(
             f"{RESULTS}/figures/fig3.png",
@@ -57,11 +57,12 @@ rule fig3:
     conda:
         "../envs/abcl.yaml"
     params:
-        panels=fig3_arguments,
+        embeddings=named_files("fig3", "tsne.csv"),
+        scores=named_files("fig3", "separability.csv"),
         bim_linf_eps=config["embed"]["bim_linf_eps"],
         fgsm_l2_eps=config["embed"]["fgsm_l2_eps"],
     shell:
-        "abcl fig3 --out {output.png} {params.panels} "
+        "abcl fig3 --out {output.png} --embedding {params.embeddings} --scores {params.scores} "
         "--bim-linf-eps {params.bim_linf_eps} --fgsm-l2-eps {params.fgsm_l2_eps} "
         "--scores-out {output.scores} > {log} 2>&1"
 
@@ -84,9 +85,7 @@ rule table:
     conda:
         "../envs/abcl.yaml"
     params:
-        k1=config["abcl"]["k1"],
-        k2=config["abcl"]["k2"],
+        evals=named_files("table", "eval.csv"),
     shell:
         "abcl table --out-csv {output.csv} --out-md {output.md} --masking {input.masking} "
-        "--k1 {params.k1} --k2 {params.k2} "
-        "{input.evals} > {log} 2>&1"
+        "{params.evals} > {log} 2>&1"

@@ -17,12 +17,10 @@ rule masking:
     params:
         gap_points=config["masking"]["gap_points"],
         max_vanished=config["masking"]["max_vanished_fraction"],
-        k1=config["abcl"]["k1"],
-        k2=config["abcl"]["k2"],
+        evals=named_files("table", "eval.csv"),
     shell:
-        "abcl masking --evals {input.evals} --gradients {input.gradients} "
+        "abcl masking --evals {params.evals} --gradients {input.gradients} "
         "--gap-points {params.gap_points} --max-vanished-fraction {params.max_vanished} "
-        "--k1 {params.k1} --k2 {params.k2} "
         "--out {output.csv} > {log} 2>&1"
 
 
@@ -46,9 +44,9 @@ rule claims:
     conda:
         "../envs/abcl.yaml"
     params:
-        k1=config["abcl"]["k1"],
-        k2=config["abcl"]["k2"],
+        fig1=named_files("fig1", "eval.csv"),
+        table=named_files("table", "eval.csv"),
     shell:
-        "abcl claims --fig1 {input.fig1} --fig2 {input.fig2} --table {input.table} "
+        "abcl claims --fig1 {params.fig1} --fig2 {input.fig2} --table {params.table} "
         "--separability {input.separability} --masking {input.masking} "
-        "--k1 {params.k1} --k2 {params.k2} --out {output.md} > {log} 2>&1"
+        "--out {output.md} > {log} 2>&1"

@@ -16,7 +16,7 @@ rule train:
     resources:
         gpu=config["train"]["gpu"],
     params:
-        train=train_config_json,
+        train=lambda wildcards: planned_run(wildcards).train.to_json(),
         device=config["train"]["device"],
         cuda_graphs=(
             "--cuda-graphs" if config["train"]["cuda_graphs"] else "--no-cuda-graphs"

@@ -1,0 +1,26 @@
+"""Where tensors live: the device a job asks for, its name in records, and a model's layout there."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from abcl import ABCLError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ABCLError("device 'cuda' requested but no CUDA GPU is visible; use device: auto or cpu")
+    return torch.device(name)
+
+
+def device_name(dev: torch.device) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+
+
+def on_device(model: nn.Module, dev: torch.device) -> nn.Module:
+    """``model`` on ``dev``; channels_last on GPU, where cuDNN's bf16 convolutions run NHWC."""
+    model = model.to(dev)
+    return model.to(memory_format=torch.channels_last) if dev.type == "cuda" else model

@@ -1,0 +1,98 @@
+"""Per-model CSV records gathered into tidy tables: evaluation labels and their reading order,
+the robustness table, Markdown. Plotting (``figures``) and statistics (``report``) both read these;
+nothing here draws."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from abcl import ABCLError
+from abcl.records import atomic_path
+
+NORM_SYMBOL = {"linf": "L∞", "l2": "L2", "none": ""}
+ATTACK_NAMES = {"fgsm": "FGSM", "bim": "BIM", "pgd": "PGD", "apgd_ce": "APGD-CE", "apgd_dlr": "APGD-DLR",
+                "worst_case": "worst case"}
+ATTACK_ORDER = [("clean", "none")] + [(attack, norm) for norm in ("linf", "l2") for attack in ATTACK_NAMES]
+PAPER_ATTACKS = ("clean", "fgsm", "bim")  # Figs. 1 and 2 show the paper's attacks only
+
+
+def read_csvs(paths: Iterable[str | Path]) -> pd.DataFrame:
+    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+
+
+def parse_named(pairs: Iterable[str]) -> dict[str, list[str]]:
+    """``NAME=PATH`` arguments as name -> paths (one path per seed), in the order given."""
+    named: dict[str, list[str]] = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name:
+            raise ABCLError(f"expected NAME=PATH, got '{pair}'")
+        named.setdefault(name, []).append(path)
+    return named
+
+
+def read_named_csvs(pairs: Iterable[str]) -> pd.DataFrame:
+    """The CSVs of ``NAME=PATH`` arguments, each row labelled with its model's display name (the
+    experiment plan's), refusing inputs where one name and seed hold two configurations."""
+    frames = [pd.read_csv(path).assign(model=name) for name, paths in parse_named(pairs).items() for path in paths]
+    frame = pd.concat(frames, ignore_index=True)
+    clash = frame.groupby(["model", "seed"]).config_hash.nunique() > 1
+    if clash.any():
+        model, seed = clash[clash].index[0]
+        raise ABCLError(f"two configurations of {model} seed {seed} among the inputs")
+    duplicated = frame.duplicated(["model", "seed", "attack", "norm", "eps"]) if "attack" in frame else None
+    if duplicated is not None and duplicated.any():
+        row = frame[duplicated].iloc[0]
+        raise ABCLError(f"two evaluations of {row.model} seed {row.seed} at {row.attack} {row.norm} {row.eps:g}: "
+                        "a file is given twice")
+    return frame
+
+
+def evaluation_label(attack: str, norm: str, eps: float) -> str:
+    return "clean" if attack == "clean" else f"{ATTACK_NAMES[attack]} {NORM_SYMBOL[norm]} ε={eps:g}"
+
+
+def with_evaluation(frame: pd.DataFrame) -> pd.DataFrame:
+    labels = [evaluation_label(a, n, e) for a, n, e in zip(frame.attack, frame.norm, frame.eps)]
+    return frame.assign(evaluation=labels, accuracy_pct=100 * frame.accuracy)
+
+
+def ordered_evaluations(frame: pd.DataFrame, middle_only: bool = False) -> list[str]:
+    """Evaluation labels in reading order: clean, FGSM L∞, BIM L∞, FGSM L2, BIM L2, budgets rising.
+    With ``middle_only`` each attack keeps only its middle budget."""
+    labels = []
+    for attack, norm in ATTACK_ORDER:
+        budgets = sorted(frame.eps[(frame.attack == attack) & (frame.norm == norm)].unique())
+        if middle_only and budgets:
+            budgets = [budgets[len(budgets) // 2]]
+        labels += [evaluation_label(attack, norm, eps) for eps in budgets]
+    return labels
+
+
+def robustness_table(frame: pd.DataFrame, masking: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean ± s.d. over seeds of clean and per-attack accuracy (%), one row per model in the
+    order of ``frame``; with a masking report, a last column lists each model's flags."""
+    frame = with_evaluation(frame)
+    stats = frame.groupby(["model", "evaluation"], sort=False).accuracy_pct.agg(["mean", "std", "count"])
+    cells = stats.apply(lambda r: f"{r['mean']:.1f}" + ("" if r["count"] < 2 else f" ± {r['std']:.1f}"), axis=1)
+    table = cells.unstack("evaluation")
+    order = list(dict.fromkeys(frame.model))
+    table = table.loc[order, ordered_evaluations(frame)]
+    table.insert(0, "seeds", stats["count"].groupby("model").min().loc[order].astype(int))
+    if masking is not None:
+        flags = masking.groupby("model")["flags"].agg(lambda f: "; ".join(sorted({x for x in f.fillna("") if x})))
+        table["masking flags"] = [flags.get(model, "") or "none" for model in table.index]
+    return table.rename_axis("model").reset_index()
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-style Markdown table; cells exactly as given (no number re-formatting)."""
+    return frame.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def write_table_md(table: pd.DataFrame, md_path: str | Path) -> None:
+    with atomic_path(md_path) as part:
+        part.write_text("Accuracy (%) on the test set, mean ± s.d. over seeds.\n\n" + markdown(table))
