@@ -104,15 +104,17 @@ def _attacks(args: argparse.Namespace, config: dict | None, embed: bool = False)
 
 def cmd_evaluate(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.data import load_prepared
-    from abcl.evaluate import evaluate_model, gradient_report
+    from abcl.evaluate import evaluate, gradient_report, save_correct
     from abcl.records import write_csv
     from abcl.train import load_model
     specs = _attacks(args, config)
     _threads(args.threads)
     model, cfg = load_model(args.model)
     dataset = load_prepared(args.data)
-    rows = evaluate_model(model, cfg, dataset, specs, n_test=args.n_test, device=args.device,
-                          batch_size=args.batch_size, adaptive_n_test=args.adaptive_n_test)
+    rows, correct = evaluate(model, cfg, dataset, specs, n_test=args.n_test, device=args.device,
+                             batch_size=args.batch_size, adaptive_n_test=args.adaptive_n_test)
+    if args.correct:
+        save_correct(correct, cfg, args.correct)
     write_csv(rows, args.out)
     if args.gradients:
         write_csv(gradient_report(model, cfg, dataset, args.n_test, tiny=args.tiny_gradient, device=args.device),
@@ -205,11 +207,24 @@ def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.records import atomic_path
     from abcl.report import claims_report
     from abcl.tables import read_csvs, read_named_csvs
+    from abcl.report import load_corrects
     text = claims_report(read_named_csvs(args.fig1), read_csvs(args.fig2), read_named_csvs(args.table),
-                         pd.read_csv(args.separability), pd.read_csv(args.masking) if args.masking else None)
+                         pd.read_csv(args.separability), pd.read_csv(args.masking) if args.masking else None,
+                         load_corrects(args.correct))
     with atomic_path(args.out) as part:
         part.write_text(text)
     print(text)
+
+
+def cmd_leaderboard(args: argparse.Namespace, config: dict | None) -> None:
+    from abcl.records import atomic_path, write_csv
+    from abcl.report import leaderboard, leaderboard_markdown
+    from abcl.tables import read_named_csvs
+    table = leaderboard(read_named_csvs(args.inputs))
+    write_csv(table, args.out_csv)
+    with atomic_path(args.out_md) as part:
+        part.write_text(leaderboard_markdown(table))
+    print(leaderboard_markdown(table))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     setting(p, "--batch-size", "eval.batch_size", "attack batch size", type=int)
     setting(p, "--tiny-gradient", "masking.tiny_gradient", "gradient L2 norm counted as vanished", type=float)
     p.add_argument("--gradients", help="also write the input-gradient (masking) statistics to this CSV")
+    p.add_argument("--correct", help="also write which test images each evaluation got right (.npz)")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
@@ -337,7 +353,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", nargs="+", required=True, metavar="NAME=CSV", help="evaluation CSVs of the table models")
     p.add_argument("--separability", required=True, help="combined separability CSV (from fig3)")
     p.add_argument("--masking", help="masking report CSV")
+    p.add_argument("--correct", nargs="+", required=True,
+                   help="per-image results (correct.npz) of the models compared, for the paired tests")
     p.add_argument("--out", required=True)
+
+    p = command("leaderboard", cmd_leaderboard, "leaderboard: clean and AutoAttack robust accuracy per model",
+                "Leaderboard in RobustBench's shape: clean and AutoAttack robust accuracy per threat model and "
+                "budget (mean and 95% CI over seeds), seeds and test images, most robust first (CSV and Markdown).")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
+    p.add_argument("inputs", nargs="+", metavar="NAME=CSV", help="evaluation CSV per model and seed")
     return parser
 
 

@@ -242,13 +242,14 @@ class TrainConfig:
 class AttackSpec:
     """One white-box untargeted attack at one budget, on the model's inference logits."""
 
-    name: str  # fgsm | bim (the paper's) | pgd | apgd_ce | apgd_dlr (adaptive)
+    name: str  # fgsm | bim (the paper's) | pgd | apgd_ce | apgd_dlr | square | autoattack (adaptive)
     norm: str  # linf | l2
     eps: float
     steps: int = 1
     alpha_factor: float = 2.5
     kurakin_schedule: bool = False
     restarts: int = 1
+    queries: int = 5000  # Square's query budget (alone, or inside AutoAttack)
 
     def __post_init__(self) -> None:
         if self.kurakin_schedule:  # Kurakin et al.: the step count follows from eps; record the steps run
@@ -268,6 +269,12 @@ class AttackSpec:
         if self.name == "fgsm":
             return self.eps
         return 1 / 255 if self.kurakin_schedule else self.alpha_factor * self.eps / self.steps
+
+
+@functools.cache
+def evaluation_key(attack: str, norm: str, eps: float) -> str:
+    """How one evaluation (an attack at a budget, or clean) is named in per-image files."""
+    return f"{attack}_{norm}_{eps:g}"
 
 
 @functools.cache

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
 from abcl.attacks import perturb
-from abcl.config import AttackSpec, TrainConfig
+from abcl.config import AttackSpec, TrainConfig, evaluation_key
 from abcl.data import Dataset, as_float_images
 from abcl.device import device_name, on_device, resolve_device
 from abcl.records import atomic_path, library_versions
@@ -35,16 +35,31 @@ def _row(cfg: TrainConfig, dev: torch.device, **values: Any) -> dict[str, Any]:
             "device": device_name(dev)}
 
 
+class Evaluation(NamedTuple):
+    rows: pd.DataFrame  # one per evaluation (clean, each attack at each budget, worst cases)
+    correct: dict[str, np.ndarray]  # per evaluation key: which test images were right, test-set order
+
+
 def evaluate_model(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: list[AttackSpec],
                    n_test: int | None = None, batch_size: int = 500, device: str = "auto",
                    adaptive_n_test: int | None = None) -> pd.DataFrame:
+    """The rows of :func:`evaluate`."""
+    return evaluate(model, cfg, dataset, specs, n_test, batch_size, device, adaptive_n_test).rows
+
+
+def evaluate(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: list[AttackSpec],
+             n_test: int | None = None, batch_size: int = 500, device: str = "auto",
+             adaptive_n_test: int | None = None) -> Evaluation:
     """One row for clean accuracy, one per attack spec (with the measured perturbation size), and
     per budget a ``worst_case`` row: a sample counts only if it survives every attack at that budget.
 
-    Adaptive attacks (PGD, APGD) see only the first ``adaptive_n_test`` images when it is given:
-    their budget is thousands of gradient passes per image. Every row then also gives
-    ``common_accuracy`` over those ``n_common`` images, which every attack saw, so that attacks
-    are compared on the same images; worst-case rows are computed on them.
+    Adaptive attacks (PGD, APGD, Square, AutoAttack) see only the first ``adaptive_n_test``
+    images when it is given: their budget is thousands of passes per image. Every row then also
+    gives ``common_accuracy`` over those ``n_common`` images, which every attack saw, so that
+    attacks are compared on the same images; worst-case rows are computed on them.
+
+    ``correct`` holds, per evaluation (:func:`abcl.config.evaluation_key`), which test images the
+    model got right, in test-set order: paired tests compare models on them.
     """
     dev = resolve_device(device)
     model = on_device(model, dev).eval()
@@ -54,7 +69,10 @@ def evaluate_model(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, s
         n_common = min(adaptive_n_test, n_common)
     clean = predict(model, images) == labels
 
+    per_image: dict[str, np.ndarray] = {}
+
     def row(correct: torch.Tensor, **values: Any) -> dict[str, Any]:
+        per_image[evaluation_key(values["attack"], values["norm"], values["eps"])] = correct.cpu().numpy()
         return _row(cfg, dev, **values, accuracy=correct.double().mean().item(), n=len(correct),
                     common_accuracy=correct[:n_common].double().mean().item(), n_common=n_common)
 
@@ -74,7 +92,20 @@ def evaluate_model(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, s
         if count > 1:
             rows.append(row(alive, attack="worst_case", norm=norm, eps=eps, steps=0, restarts=0,
                             max_linf=float("nan"), max_l2=float("nan")))
-    return pd.DataFrame(rows)
+    return Evaluation(pd.DataFrame(rows), per_image)
+
+
+def save_correct(correct: dict[str, np.ndarray], cfg: TrainConfig, path: str | Path) -> None:
+    """Per-image correctness as one compressed .npz: a boolean array per evaluation key."""
+    with atomic_path(path) as part:
+        with open(part, "wb") as handle:
+            np.savez_compressed(handle, config_hash=np.array(cfg.hash), **correct)
+
+
+def load_correct(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
+    """(config hash, evaluation key -> which test images the model got right)."""
+    with np.load(path, allow_pickle=False) as blob:
+        return str(blob["config_hash"]), {k: blob[k] for k in blob.files if k != "config_hash"}
 
 
 def gradient_report(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, n_test: int | None = None,

@@ -1,21 +1,26 @@
-"""Gradient-masking report and the computed verdicts on the paper's claims (results/claims.md).
+"""Gradient-masking report, the computed verdicts on the paper's claims (results/claims.md) and
+the leaderboard.
 
-Uncertainty of a mean accuracy: with k >= 2 seeds the 95% t-interval half-width
-t_{0.975, k-1} * sd / sqrt(k); with one seed the Wilson score interval over the n test images,
-z sqrt(p (1 - p) / n + z^2 / 4n^2) / (1 + z^2 / n), which stays honest at p = 0 or 1.
-Two means differ only when their gap exceeds sqrt(u_a^2 + u_b^2).
+Uncertainty of a mean accuracy (scipy): with k >= 2 seeds the 95% t-interval over seeds; with
+one seed the Wilson score interval over the n test images, honest at p = 0 or 1.
+
+Two models are compared on the same test images, so the comparison is paired: with one seed,
+McNemar's exact test on the images one model gets right and the other wrong (a binomial test of
+b against b + c, two-sided, 5%); with several seeds, the 95% t-interval of the per-seed accuracy
+differences. Each verdict names its test.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
-from abcl.config import ABCL, COSFACE, HT_SCE, SCE
-from abcl.tables import PAPER_ATTACKS, markdown, ordered_evaluations, with_evaluation
+from abcl import ABCLError
+from abcl.config import ABCL, COSFACE, HT_SCE, SCE, evaluation_key
+from abcl.tables import NORM_SYMBOL, PAPER_ATTACKS, markdown, ordered_evaluations, with_evaluation
 
 PAPER_NAMES = ("fgsm", "bim")
 
@@ -26,14 +31,12 @@ def summarize(values: pd.Series, n_test: int) -> dict[str, float]:
     k, mean = len(values), float(values.mean())
     if k > 1:
         sd = float(values.std(ddof=1))
-        half = stats.t.ppf(0.975, k - 1) * sd / math.sqrt(k)
-        low, high = mean - half, mean + half
+        low, high = stats.t.interval(0.95, k - 1, loc=mean, scale=sd / math.sqrt(k)) if sd > 0 else (mean, mean)
     else:
-        sd, z = float("nan"), 1.96
-        center = (mean + z * z / (2 * n_test)) / (1 + z * z / n_test)
-        half = z * math.sqrt(mean * (1 - mean) / n_test + z * z / (4 * n_test ** 2)) / (1 + z * z / n_test)
-        low, high = center - half, center + half
-    return {"mean": mean, "sd": sd, "ci95_low": max(0.0, low), "ci95_high": min(1.0, high), "half": half, "seeds": k}
+        sd = float("nan")
+        low, high = stats.binomtest(round(mean * n_test), n_test).proportion_ci(0.95, method="wilson")
+    return {"mean": mean, "sd": sd, "ci95_low": max(0.0, low), "ci95_high": min(1.0, high),
+            "half": (high - low) / 2, "seeds": k}
 
 
 def accuracy_stats(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -45,24 +48,40 @@ def accuracy_stats(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@dataclass(frozen=True)
-class Comparison:
-    a: float
-    b: float
-    half_a: float
-    half_b: float
+# (config hash, evaluation key) -> which test images the model got right
+Correct = dict[tuple[str, str], np.ndarray]
 
-    @property
-    def gap(self) -> float:
-        return self.a - self.b
 
-    @property
-    def margin(self) -> float:
-        return math.hypot(self.half_a, self.half_b)
+def load_corrects(paths: list[str]) -> Correct:
+    from abcl.evaluate import load_correct  # torch only where per-image files are read
+    found: Correct = {}
+    for path in paths:
+        config_hash, arrays = load_correct(path)
+        found.update({(config_hash, key): values for key, values in arrays.items()})
+    return found
 
-    @property
-    def verdict(self) -> str:
-        return "higher" if self.gap > self.margin else "lower" if self.gap < -self.margin else "indistinguishable"
+
+def paired(a: pd.DataFrame, b: pd.DataFrame, correct: Correct) -> tuple[str, str]:
+    """Is model a's accuracy higher, lower or indistinguishable from b's at one evaluation
+    (``a`` and ``b``: its rows, one per seed)? Returns the verdict and the test with its result."""
+    seeds = sorted(set(a.seed) & set(b.seed))
+    if len(seeds) >= 2:
+        diff = a.set_index("seed").accuracy[seeds] - b.set_index("seed").accuracy[seeds]
+        sem = stats.sem(diff)
+        low, high = stats.t.interval(0.95, len(diff) - 1, loc=diff.mean(), scale=sem) if sem > 0 else (diff.mean(),) * 2
+        verdict = "higher" if low > 0 else "lower" if high < 0 else "indistinguishable"
+        return verdict, f"paired t over {len(diff)} seeds: [{100 * low:+.1f}, {100 * high:+.1f}] points"
+    row_a, row_b = a[a.seed == seeds[0]].iloc[0], b[b.seed == seeds[0]].iloc[0]
+    key = evaluation_key(row_a.attack, row_a.norm, row_a.eps)
+    try:
+        right_a, right_b = correct[(row_a.config_hash, key)], correct[(row_b.config_hash, key)]
+    except KeyError as missing:
+        raise ABCLError(f"no per-image results for {missing.args[0]}: pass the models' correct.npz files") from None
+    n = min(len(right_a), len(right_b))
+    only_a, only_b = int((right_a[:n] & ~right_b[:n]).sum()), int((~right_a[:n] & right_b[:n]).sum())
+    p = stats.binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+    verdict = "indistinguishable" if p >= 0.05 else "higher" if only_a > only_b else "lower"
+    return verdict, f"McNemar exact on {n} images: {only_a} vs {only_b} discordant, p = {p:.2g}"
 
 
 def _pct(value: float) -> str:
@@ -103,6 +122,11 @@ def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: flo
             # the signature of masked CE gradients (CE stronger than DLR is common and benign).
             if {"apgd_ce", "apgd_dlr"} <= set(at.index) and at["apgd_dlr"] < at["apgd_ce"] - gap:
                 flags.append(f"APGD-DLR beats APGD-CE by >{gap_points:g} points ({norm} eps={eps:g})")
+            # Square reads logits only: beating every gradient attack means the gradients mislead them
+            gradient = at[at.index.isin([*PAPER_NAMES, "pgd", "apgd_ce", "apgd_dlr"])]
+            if "square" in at.index and len(gradient) and at["square"] < gradient.min() - gap:
+                flags.append(f"Square (gradient-free) beats every gradient attack by >{gap_points:g} points "
+                             f"({norm} eps={eps:g})")
             paper = at[at.index.isin(PAPER_NAMES)]
             adaptive = at[~at.index.isin([*PAPER_NAMES, "worst_case"])]
             if len(paper) and len(adaptive) and adaptive.min() < paper.min() - gap:
@@ -121,9 +145,9 @@ def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: flo
 
 
 # ---------------------------------------------------------------- claims
-def claim_scale(fig2: pd.DataFrame) -> tuple[str, str, str]:
+def claim_scale(fig2: pd.DataFrame, correct: Correct) -> tuple[str, str, str]:
     """Claim 1: with the Cos-SCE basis, s = 4-5 is best and s > 8 degrades."""
-    fig2 = fig2[(fig2.loss == "cos_sce") & fig2.attack.isin(PAPER_ATTACKS)]
+    fig2 = with_evaluation(fig2[(fig2.loss == "cos_sce") & fig2.attack.isin(PAPER_ATTACKS)])
     table = accuracy_stats(fig2, ["s"])
     evaluations = ordered_evaluations(fig2, middle_only=True)
     rows, passed = [], []
@@ -132,22 +156,26 @@ def claim_scale(fig2: pd.DataFrame) -> tuple[str, str, str]:
         mid, high = part[(part.index >= 4) & (part.index <= 5)], part[part.index > 8]
         if mid.empty or high.empty:
             continue
-        best = part.loc[part["mean"].idxmax()]
-        best_mid = mid.loc[mid["mean"].idxmax()]
-        worst_gap = Comparison(best_mid["mean"], high["mean"].max(), best_mid.half,
-                               high.loc[high["mean"].idxmax()].half)
-        mid_is_best = Comparison(best_mid["mean"], best["mean"], best_mid.half, best.half).verdict != "lower"
-        degrades = worst_gap.verdict == "higher"
+        best, best_mid, best_high = (group.loc[group["mean"].idxmax()] for group in (part, mid, high))
+
+        def runs(s):
+            return fig2[(fig2.s == s) & (fig2.evaluation == evaluation)]
+        vs_best, vs_best_test = paired(runs(best_mid.name), runs(best.name), correct)
+        vs_high, vs_high_test = paired(runs(best_mid.name), runs(best_high.name), correct)
+        mid_is_best = best_mid.name == best.name or vs_best != "lower"
+        degrades = vs_high == "higher"
         passed.append(mid_is_best and degrades)
         rows.append({"evaluation": evaluation, "best s": f"{best.name:g}", "acc at best s": _interval(best),
-                     "best of s in [4,5]": _interval(best_mid), "best of s > 8": _interval(high.loc[high['mean'].idxmax()]),
-                     "s 4-5 best": "yes" if mid_is_best else "no", "s > 8 lower": "yes" if degrades else "no"})
+                     "best of s in [4,5]": _interval(best_mid), "best of s > 8": _interval(best_high),
+                     "s 4-5 best": "yes" if mid_is_best else "no",
+                     "test vs best": "same model" if best_mid.name == best.name else vs_best_test,
+                     "s > 8 lower": "yes" if degrades else "no", "test vs s > 8": vs_high_test})
     text = ("Claim 1 (Fig. 2): with the SCE-based (Cos-SCE) basis, accuracy falls as s grows past ~5; "
             "s = 4-5 is best; s > 8 degrades.")
     return text, _overall(passed), markdown(pd.DataFrame(rows)) if rows else ""
 
 
-def claim_ab_repairs(fig1: pd.DataFrame) -> tuple[str, str, str]:
+def claim_ab_repairs(fig1: pd.DataFrame, correct: Correct) -> tuple[str, str, str]:
     """Claim 2: plain HT-SCE (0, 0) degrades, AB terms repair it, ABCL's (k1, k2) (the paper's
     512, 64) is good. ``fig1`` is labelled by model: the plan names the (0, 0) run HT-SCE and the
     chosen setting ABCL."""
@@ -157,7 +185,7 @@ def claim_ab_repairs(fig1: pd.DataFrame) -> tuple[str, str, str]:
                 "ABCL's setting is a good one.", _overall([]), "")
     k1, k2 = named.loc[ABCL, "k1"], named.loc[ABCL, "k2"]
     plain_k = (named.loc[HT_SCE, "k1"], named.loc[HT_SCE, "k2"])
-    fig1 = fig1[(fig1.loss == "ht_sce") & fig1.attack.isin(PAPER_ATTACKS)]
+    fig1 = with_evaluation(fig1[(fig1.loss == "ht_sce") & fig1.attack.isin(PAPER_ATTACKS)])
     table = accuracy_stats(fig1, ["k1", "k2"])
     rows, passed = [], []
     for evaluation in ordered_evaluations(fig1, middle_only=True):
@@ -168,13 +196,18 @@ def claim_ab_repairs(fig1: pd.DataFrame) -> tuple[str, str, str]:
         with_ab = part.drop(index=plain_k)
         best_ab = with_ab.loc[with_ab["mean"].idxmax()]
         best = part.loc[part["mean"].idxmax()]
-        repairs = Comparison(best_ab["mean"], plain["mean"], best_ab.half, plain.half).verdict == "higher"
-        chosen_good = Comparison(chosen["mean"], best["mean"], chosen.half, best.half).verdict != "lower"
-        passed.append(repairs and chosen_good)
+        def runs(k):
+            return fig1[(fig1.k1 == k[0]) & (fig1.k2 == k[1]) & (fig1.evaluation == evaluation)]
+        repairs, repairs_test = paired(runs(best_ab.name), runs(plain_k), correct)
+        versus_best, best_test = paired(runs((k1, k2)), runs(best.name), correct)
+        chosen_good = best.name == (k1, k2) or versus_best != "lower"
+        passed.append(repairs == "higher" and chosen_good)
         rows.append({"evaluation": evaluation, "HT-SCE (0,0)": _interval(plain),
                      "best with AB": f"{_interval(best_ab)} at {best_ab.name[0]:g}/{best_ab.name[1]:g}",
-                     f"{k1:g}/{k2:g}": _interval(chosen), "AB repairs (0,0)": "yes" if repairs else "no",
-                     f"{k1:g}/{k2:g} within CI of best": "yes" if chosen_good else "no"})
+                     f"{k1:g}/{k2:g}": _interval(chosen), "AB repairs (0,0)": "yes" if repairs == "higher" else "no",
+                     "test: best AB vs (0,0)": repairs_test,
+                     f"{k1:g}/{k2:g} not below best": "yes" if chosen_good else "no",
+                     "test vs best": "same model" if best.name == (k1, k2) else best_test})
     text = (f"Claim 2 (Fig. 1): HT-SCE at (k1, k2) = (0, 0) degrades; adding the AB terms repairs it; "
             f"({k1:g}, {k2:g}) is a good setting.")
     return text, _overall(passed), markdown(pd.DataFrame(rows)) if rows else ""
@@ -183,10 +216,14 @@ def claim_ab_repairs(fig1: pd.DataFrame) -> tuple[str, str, str]:
 def claim_separation(scores: pd.DataFrame, silhouette_margin: float = 0.05) -> tuple[str, str, str]:
     """Claim 3: CosFace and ABCL features separate classes better than SCE; ABCL better than CosFace,
     also on the adversarial sets. Two checks per set, each over the three pairs (CosFace > SCE,
-    ABCL > SCE, ABCL > CosFace): the 5-NN accuracy in the t-SNE plane (beyond binomial 95% CIs)
-    and the silhouette of the 10-dim latent features (by more than ``silhouette_margin``)."""
-    def half(p, n):
-        return 1.96 * math.sqrt(max(p * (1 - p), 1e-12) / n)
+    ABCL > SCE, ABCL > CosFace): the 5-NN accuracy in the t-SNE plane (Wilson 95% intervals apart:
+    the t-SNE maps differ per model, so there is no pairing) and the silhouette of the 10-dim latent
+    features (by more than ``silhouette_margin``)."""
+    def apart(x, y) -> str:
+        (low_x, high_x), (low_y, high_y) = (
+            stats.binomtest(round(r.tsne_knn_accuracy * r.n), int(r.n)).proportion_ci(0.95, method="wilson")
+            for r in (x, y))
+        return "higher" if low_x > high_y else "lower" if high_x < low_y else "indistinguishable"
 
     pairs = ((COSFACE, SCE), (ABCL, SCE), (ABCL, COSFACE))
     rows, passed = [], []
@@ -195,8 +232,7 @@ def claim_separation(scores: pd.DataFrame, silhouette_margin: float = 0.05) -> t
         if not all((m, set_name) in by.index for m in (SCE, COSFACE, ABCL)):
             continue
         r = {m: by.loc[(m, set_name)] for m in (SCE, COSFACE, ABCL)}
-        knn = [Comparison(r[x].tsne_knn_accuracy, r[y].tsne_knn_accuracy, half(r[x].tsne_knn_accuracy, r[x].n),
-                          half(r[y].tsne_knn_accuracy, r[y].n)).verdict for x, y in pairs]
+        knn = [apart(r[x], r[y]) for x, y in pairs]
         silhouette = [r[x].silhouette - r[y].silhouette > silhouette_margin for x, y in pairs]
         passed += [all(v == "higher" for v in knn), all(silhouette)]
         rows.append({"set": set_name,
@@ -209,9 +245,9 @@ def claim_separation(scores: pd.DataFrame, silhouette_margin: float = 0.05) -> t
     return text, _overall(passed), markdown(pd.DataFrame(rows)) if rows else ""
 
 
-def claim_robustness(table_evals: pd.DataFrame) -> tuple[str, str, str]:
+def claim_robustness(table_evals: pd.DataFrame, correct: Correct) -> tuple[str, str, str]:
     """Claim 4: ABCL is more robust to FGSM and BIM than SCE and CosFace (``table_evals`` labelled by model)."""
-    frame = table_evals[table_evals.attack.isin(PAPER_NAMES)]
+    frame = with_evaluation(table_evals[table_evals.attack.isin(PAPER_NAMES)])
     table = accuracy_stats(frame, ["model"]).set_index(["model", "evaluation"])
     rows, passed = [], []
     for evaluation in ordered_evaluations(frame):
@@ -219,27 +255,34 @@ def claim_robustness(table_evals: pd.DataFrame) -> tuple[str, str, str]:
             ab, sce, cos = (table.loc[(m, evaluation)] for m in (ABCL, SCE, COSFACE))
         except KeyError:
             continue
-        vs_sce = Comparison(ab["mean"], sce["mean"], ab.half, sce.half).verdict
-        vs_cos = Comparison(ab["mean"], cos["mean"], ab.half, cos.half).verdict
+        def runs(model):
+            return frame[(frame.model == model) & (frame.evaluation == evaluation)]
+        (vs_sce, sce_test), (vs_cos, cos_test) = (paired(runs(ABCL), runs(m), correct) for m in (SCE, COSFACE))
         passed.append(vs_sce == "higher" and vs_cos == "higher")
         rows.append({"evaluation": evaluation, "SCE": _interval(sce), "CosFace": _interval(cos),
-                     "ABCL": _interval(ab), "ABCL vs SCE": vs_sce, "ABCL vs CosFace": vs_cos})
+                     "ABCL": _interval(ab), "ABCL vs SCE": f"{vs_sce} ({sce_test})",
+                     "ABCL vs CosFace": f"{vs_cos} ({cos_test})"})
     text = "Claim 4 (table): ABCL is more robust to FGSM and BIM than SCE and CosFace."
     return text, _overall(passed), markdown(pd.DataFrame(rows)) if rows else ""
 
 
 def claims_report(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFrame, scores: pd.DataFrame,
-                  masking: pd.DataFrame | None) -> str:
-    """claims.md; ``fig1`` and ``table_evals`` labelled by model (the plan's names)."""
-    sections = [claim_scale(fig2), claim_ab_repairs(fig1), claim_separation(scores), claim_robustness(table_evals)]
+                  masking: pd.DataFrame | None, correct: Correct, data_note: str = "") -> str:
+    """claims.md; ``fig1`` and ``table_evals`` labelled by model (the plan's names), ``correct``
+    the models' per-image results for the paired tests."""
+    sections = [claim_scale(fig2, correct), claim_ab_repairs(fig1, correct), claim_separation(scores),
+                claim_robustness(table_evals, correct)]
     seeds = int(table_evals.seed.nunique())
     n_test = int(table_evals.n.iloc[0])
     parts = [
         "# Do our runs reproduce the paper's claims?\n",
         f"Generated by the workflow from {seeds} seed(s), {n_test} test images per evaluation, "
         f"dataset {table_evals.dataset.iloc[0]}, net {table_evals.arch.iloc[0]}. Accuracies in %, "
-        "with 95% confidence intervals in brackets (t-interval over seeds; binomial over test images "
-        "when there is one seed). Two numbers differ only when their gap exceeds the combined interval.\n",
+        "with 95% confidence intervals in brackets (t-interval over seeds; Wilson interval over test "
+        "images when there is one seed). Two models are compared on the same test images: with one seed by "
+        "McNemar's exact test (5%), with several by the paired t-interval of their per-seed differences; "
+        "each comparison names its test. Claim 3 compares t-SNE k-NN accuracies by Wilson intervals.\n",
+        *([data_note] if data_note else []),
     ]
     for statement, verdict, numbers in sections:
         parts.append(f"## {statement}\n\n**Verdict: {verdict}**\n\n{numbers}")
@@ -260,3 +303,46 @@ def stats_table(frame: pd.DataFrame) -> pd.DataFrame:
     order = {e: i for i, e in enumerate(ordered_evaluations(frame))}
     return table.sort_values("evaluation", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
 
+
+
+# ---------------------------------------------------------------- leaderboard
+def _training_loss(row: pd.Series) -> str:
+    if row.loss == "sce":
+        return "sce"
+    text = f"{row.loss} s={row.s:g}" + (f" m={row.m:g}" if row.m else "")
+    return text + (f" + AB k1={row.k1:g} k2={row.k2:g}" if row.k1 or row.k2 else "")
+
+
+def leaderboard(evals: pd.DataFrame) -> pd.DataFrame:
+    """One row per model in RobustBench's shape: model, architecture, training loss, clean accuracy
+    and AutoAttack robust accuracy per threat model and budget (mean and 95% CI over seeds, or
+    Wilson over images with one seed, as fractions), seeds and test images; most robust first."""
+    attacked = evals[evals.attack == "autoattack"]
+    budgets = sorted({(norm, eps) for norm, eps in zip(attacked.norm, attacked.eps)}, key=lambda b: (b[0] != "linf", b[1]))
+    rows = []
+    for model, group in evals.groupby("model", sort=False):
+        first = group.iloc[0]
+        row = {"model": model, "architecture": first.arch, "training loss": _training_loss(first),
+               "seeds": group.seed.nunique(), "test images": int(group.n[group.attack == "clean"].iloc[0]),
+               "AutoAttack images": int(attacked.n[attacked.model == model].iloc[0]) if model in set(attacked.model) else 0}
+        for attack, norm, eps in [("clean", "none", 0.0)] + [("autoattack", n, e) for n, e in budgets]:
+            at = group[(group.attack == attack) & (group.norm == norm) & (group.eps == eps)]
+            name = "clean" if attack == "clean" else f"AutoAttack {NORM_SYMBOL[norm]} eps={eps:g}"
+            found = summarize(at.accuracy, int(at.n.iloc[0])) if len(at) else {}
+            row.update({f"{name} {part}": found.get(key, float("nan"))
+                        for part, key in (("mean", "mean"), ("ci95 low", "ci95_low"), ("ci95 high", "ci95_high"))})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    first_robust = next((c for c in table.columns if c.startswith("AutoAttack") and c.endswith(" mean")), None)
+    return table.sort_values(first_robust, ascending=False, kind="stable") if first_robust else table
+
+
+def leaderboard_markdown(table: pd.DataFrame) -> str:
+    """The leaderboard with accuracies in % and their 95% intervals in brackets."""
+    shown = table[[c for c in table.columns if not c.endswith((" mean", " ci95 low", " ci95 high"))]].copy()
+    for name in dict.fromkeys(c.removesuffix(" mean") for c in table.columns if c.endswith(" mean")):
+        shown[f"{name} (%)"] = [f"{_pct(m)} [{_pct(lo)}, {_pct(hi)}]" for m, lo, hi in
+                                zip(table[f"{name} mean"], table[f"{name} ci95 low"], table[f"{name} ci95 high"])]
+    return ("Robust accuracy under AutoAttack (standard: APGD-CE with the log-space cross-entropy, APGD-T, "
+            "FAB-T, Square), most robust first; 95% intervals over seeds, or over test images with one seed.\n\n"
+            + markdown(shown.astype(str)))

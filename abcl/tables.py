@@ -14,7 +14,7 @@ from abcl.records import atomic_path
 
 NORM_SYMBOL = {"linf": "L∞", "l2": "L2", "none": ""}
 ATTACK_NAMES = {"fgsm": "FGSM", "bim": "BIM", "pgd": "PGD", "apgd_ce": "APGD-CE", "apgd_dlr": "APGD-DLR",
-                "worst_case": "worst case"}
+                "square": "Square", "autoattack": "AutoAttack", "worst_case": "worst case"}
 ATTACK_ORDER = [("clean", "none")] + [(attack, norm) for norm in ("linf", "l2") for attack in ATTACK_NAMES]
 PAPER_ATTACKS = ("clean", "fgsm", "bim")  # Figs. 1 and 2 show the paper's attacks only
 

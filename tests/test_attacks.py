@@ -124,3 +124,94 @@ def test_attacks_leave_the_model_in_eval_mode(trained_cosface, batch):
         perturb(model, spec, x, y)
         assert not model.training
         assert not any(m.training for m in model.modules())
+
+
+def exact_ce_direction(model, x, y):
+    """grad_x CE written without the softmax that saturates: with q the softmax over the rivals,
+    grad CE is parallel to sum_{j != y} q_j (grad z_j - grad z_y), from the logit Jacobian in float64."""
+    x = x.clone().requires_grad_(True)
+    logits = model(x)
+    jacobian = torch.stack([torch.autograd.grad(logits[:, j].sum(), x, retain_graph=True)[0].flatten(1)
+                            for j in range(logits.shape[1])], dim=1).double()  # B x C x D
+    z = logits.detach().double()
+    rival = ~F.one_hot(y, z.shape[1]).bool()
+    q = torch.softmax(z.masked_fill(~rival, float("-inf")), dim=1)
+    true = jacobian[torch.arange(len(y)), y]
+    return torch.einsum("bc,bcd->bd", q, jacobian) - true
+
+
+def attack_direction(view_or_model, x, y, ascending=True):
+    """The input gradient an attack steps along: the CE of the logits that attacks see."""
+    from abcl.attacks import AttackView
+    x = x.clone().requires_grad_(True)
+    if isinstance(view_or_model, AttackView) and ascending:
+        with view_or_model.ascending_ce(y):
+            loss = F.cross_entropy(view_or_model(x), y)
+    else:
+        loss = F.cross_entropy(view_or_model(x).double(), y)
+    return torch.autograd.grad(loss, x)[0].flatten(1).double()
+
+
+@pytest.fixture
+def saturated(trained_cosface, request):
+    model, _ = trained_cosface
+    original = model.head.s
+    model.head.s = request.param
+    yield model
+    model.head.s = original
+
+
+@pytest.mark.parametrize("saturated", [64.0, 300.0], indirect=True, ids=["s=64", "s=300"])
+def test_ce_direction_is_exact_on_saturated_logits(saturated, mnist5k):
+    from abcl.attacks import AttackView
+    x, y = as_float_images(mnist5k.test_x[:100]), mnist5k.test_y[:100]
+    p_true = torch.softmax(saturated(x).double(), 1).gather(1, y[:, None])
+    assert (1 - p_true == 0).float().mean() > 0.3, "the logits must saturate float64 for this test to mean anything"
+    exact = exact_ce_direction(saturated, x, y)
+    ours = F.cosine_similarity(attack_direction(AttackView(saturated), x, y), exact)
+    assert ours.min() >= 0.9999, ours.topk(3, largest=False).values
+    # the float64 cross-entropy the attacks used before: the true-class term is gone where p_y rounds to 1
+    naive = F.cosine_similarity(attack_direction(saturated, x, y, ascending=False), exact)
+    assert naive.min() < 0.9999
+
+
+@pytest.mark.parametrize("saturated", [64.0], indirect=True, ids=["s=64"])
+def test_robust_accuracy_agrees_with_an_exact_direction_loop(saturated, mnist5k):
+    x, y = as_float_images(mnist5k.test_x[:200]), mnist5k.test_y[:200]
+    spec = AttackSpec("bim", "l2", 2.0, steps=10)
+    adv = x.clone()
+    for _ in range(spec.steps):  # BIM-L2 along the exact direction, projected by hand
+        step = exact_ce_direction(saturated, adv, y).float().view_as(x)
+        step = step / step.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        delta = adv + spec.alpha * step - x
+        delta = delta * (spec.eps / delta.flatten(1).norm(dim=1)).clamp(max=1).view(-1, 1, 1, 1)
+        adv = (x + delta).clamp(0, 1).detach()
+    reference = (predict(saturated, adv) == y).float().mean()
+    ours = (predict(saturated, perturb(saturated, spec, x, y)) == y).float().mean()
+    assert abs(ours - reference) <= 0.01
+
+
+def test_apgd_ce_and_autoattack_carry_the_log_space_cross_entropy(trained_cosface, batch):
+    from abcl.attacks import APGDLogSpaceCE, AttackView, build_attack, ce_in_log_space
+    model, cfg = trained_cosface
+    x, y = batch
+    logits = model(x)
+    torch.testing.assert_close(ce_in_log_space(logits, y).exp().log1p(), F.cross_entropy(logits.double(), y,
+                                                                                          reduction="none"))
+    view = AttackView(model)
+    autoattack = build_attack(view, AttackSpec("autoattack", "linf", 0.2, steps=3, queries=20))
+    parts = autoattack._autoattack.attacks
+    assert isinstance(parts[0], APGDLogSpaceCE) and [p.steps for p in parts[:3]] == [3, 3, 3]
+    assert parts[3].n_queries == 20
+    rows = evaluate_model(model, cfg, _Data(x, y), attack_specs({
+        "apgd_ce_linf": {"eps": [0.2], "steps": 3}, "autoattack_linf": {"eps": [0.2], "steps": 3, "queries": 20},
+        "square_linf": {"eps": [0.2], "queries": 20}}), device="cpu").set_index("attack")
+    assert rows.loc["autoattack", "accuracy"] <= min(rows.loc["apgd_ce", "accuracy"], rows.loc["clean", "accuracy"])
+    assert rows.loc["square", "max_linf"] <= 0.2 + 1e-6 and rows.loc["autoattack", "max_linf"] <= 0.2 + 1e-6
+
+
+class _Data:
+    """The smallest Dataset stand-in evaluate_model needs: a test split (float pixels back to uint8)."""
+
+    def __init__(self, x, y):
+        self.test_x, self.test_y = (x * 255).round().to(torch.uint8), y

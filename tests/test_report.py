@@ -1,5 +1,6 @@
 """Adaptive attacks, the independent reference check, the masking report and the claims verdicts."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -120,6 +121,13 @@ def fake_evals(accuracies, n=1000):
     return pd.DataFrame(rows)
 
 
+def fake_correct(evals):
+    """Per-image results consistent with ``evals``: the first round(accuracy * n) images right."""
+    from abcl.config import evaluation_key
+    return {(r.config_hash, evaluation_key(r.attack, r.norm, r.eps)): np.arange(r.n) < round(r.accuracy * r.n)
+            for r in evals.itertuples()}
+
+
 def table_models(abcl_fgsm):
     base = {("clean", "none", 0.0): 0.97, ("bim", "linf", 0.2): 0.10}
     return fake_evals({
@@ -132,9 +140,11 @@ def table_models(abcl_fgsm):
 
 
 def test_claim_verdict_follows_the_numbers():
-    _, supported, _ = claim_robustness(table_models(abcl_fgsm=0.75).query("attack != 'bim'"))
-    _, contradicted, _ = claim_robustness(table_models(abcl_fgsm=0.30).query("attack != 'bim'"))
-    _, partly, _ = claim_robustness(table_models(abcl_fgsm=0.75))
+    def verdict(evals):
+        return claim_robustness(evals, fake_correct(evals))[1]
+    supported = verdict(table_models(abcl_fgsm=0.75).query("attack != 'bim'"))
+    contradicted = verdict(table_models(abcl_fgsm=0.30).query("attack != 'bim'"))
+    partly = verdict(table_models(abcl_fgsm=0.75))
     assert supported == "SUPPORTED"
     assert contradicted == "NOT SUPPORTED"
     assert partly == "PARTLY SUPPORTED"  # BIM is equal for all three models
@@ -144,9 +154,12 @@ def test_scale_claim_follows_the_numbers():
     def fig2(accuracy_of_s):
         return fake_evals({("cos_sce", 0, 0, s, 0): {("clean", "none", 0.0): acc} for s, acc in accuracy_of_s.items()},
                           n=10_000)
-    assert claim_scale(fig2({1: 0.95, 4: 0.99, 8: 0.97, 16: 0.90}))[1] == "SUPPORTED"
-    assert claim_scale(fig2({1: 0.99, 4: 0.95, 8: 0.97, 16: 0.99}))[1] == "NOT SUPPORTED"
-    assert claim_scale(fig2({1: 0.99, 8: 0.97}))[1].startswith("CANNOT BE CHECKED")
+    def verdict(accuracy_of_s):
+        evals = fig2(accuracy_of_s)
+        return claim_scale(evals, fake_correct(evals))[1]
+    assert verdict({1: 0.95, 4: 0.99, 8: 0.97, 16: 0.90}) == "SUPPORTED"
+    assert verdict({1: 0.99, 4: 0.95, 8: 0.97, 16: 0.99}) == "NOT SUPPORTED"
+    assert verdict({1: 0.99, 8: 0.97}).startswith("CANNOT BE CHECKED")
 
 
 def test_claims_report_is_complete_markdown():
@@ -156,9 +169,51 @@ def test_claims_report_is_complete_markdown():
     fig2 = fake_evals({("cos_sce", 0, 0, s, 0): {("clean", "none", 0.0): a} for s, a in {4: .99, 16: .9}.items()})
     scores = pd.DataFrame([{"model": m, "set": st, "n": 500, "silhouette": 0.5, "tsne_knn_accuracy": acc}
                            for m, acc in (("SCE", 0.8), ("CosFace", 0.9), ("ABCL", 0.97)) for st in ("train", "test")])
-    text = claims_report(fig1, fig2, evals, scores, None)
+    correct = fake_correct(pd.concat([evals, fig1, fig2]))
+    text = claims_report(fig1, fig2, evals, scores, None, correct)
+    assert "paired t over 3 seeds" in text and "McNemar exact on 10000 images" in text
     assert text.count("**Verdict: ") == 4
     assert "Claim 3" in text and "**Verdict: SUPPORTED**" in text
+
+
+def test_paired_comparison_is_mcnemar_on_one_seed_and_a_t_interval_over_seeds():
+    from abcl.report import paired
+    one = fake_evals({("sce", 0, 0, 0, 0): {("fgsm", "linf", 0.2): 0.50},
+                      ("cosface", 0, 0, 5, 0): {("fgsm", "linf", 0.2): 0.56}}, n=1000)
+    a, b = (one[one.loss == loss] for loss in ("cosface", "sce"))
+    verdict, test = paired(a, b, fake_correct(one))
+    # 60 discordant pairs all one way: exact two-sided binomial p = 2 * 0.5^60
+    assert verdict == "higher" and test == f"McNemar exact on 1000 images: 60 vs 0 discordant, p = {2 * 0.5 ** 60:.2g}"
+    correct = fake_correct(one)
+    key = next(k for k in correct if k[0] == b.config_hash.iloc[0])
+    correct[key] = np.roll(correct[key], 30)  # same accuracy, different images: 30 vs ... discordant
+    assert paired(a, b, correct)[0] in ("higher", "indistinguishable")
+    import scipy.stats
+    assert paired(a, a, correct) == ("indistinguishable", "McNemar exact on 1000 images: 0 vs 0 discordant, p = 1")
+    seeds = fake_evals({("sce", 0, 0, 0, s): {("fgsm", "linf", 0.2): 0.50 + 0.01 * s} for s in range(3)}
+                       | {("cosface", 0, 0, 5, s): {("fgsm", "linf", 0.2): 0.52 + 0.02 * s} for s in range(3)})
+    a, b = (seeds[seeds.loss == loss] for loss in ("cosface", "sce"))
+    verdict, test = paired(a, b, {})
+    low, high = scipy.stats.t.interval(0.95, 2, loc=0.03, scale=scipy.stats.sem([0.02, 0.03, 0.04]))
+    assert verdict == "higher" and test == f"paired t over 3 seeds: [{100 * low:+.1f}, {100 * high:+.1f}] points"
+
+
+def test_leaderboard_ranks_by_autoattack_with_intervals():
+    from abcl.report import leaderboard, leaderboard_markdown
+    evals = fake_evals({("sce", 0, 0, 0, 0): {("clean", "none", 0.0): 0.99, ("autoattack", "linf", 0.2): 0.10},
+                        ("cosface", 0, 0, 5, 0): {("clean", "none", 0.0): 0.98, ("autoattack", "linf", 0.2): 0.30}})
+    table = leaderboard(evals)
+    assert table.model.tolist() == ["CosFace", "SCE"] and (table.seeds == 1).all()
+    low, high = scipy_wilson(300, 1000)
+    row = table.iloc[0]
+    assert row["AutoAttack L∞ eps=0.2 mean"] == 0.30 and row["AutoAttack L∞ eps=0.2 ci95 low"] == pytest.approx(low)
+    assert row["training loss"] == "cosface s=5" and row["AutoAttack images"] == 1000
+    assert f"30.0 [{100 * low:.1f}, {100 * high:.1f}]" in leaderboard_markdown(table)
+
+
+def scipy_wilson(k, n):
+    import scipy.stats
+    return scipy.stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
 
 
 def test_summary_interval_uses_seeds_or_binomial():
@@ -174,6 +229,8 @@ def test_summary_interval_uses_seeds_or_binomial():
     ({("fgsm", "linf", 0.2): 0.30, ("bim", "linf", 0.2): 0.60}, "FGSM beats BIM (linf eps=0.2)"),
     ({("apgd_ce", "l2", 2.0): 0.70, ("apgd_dlr", "l2", 2.0): 0.20}, "APGD-DLR beats APGD-CE by >10 points"),
     ({("bim", "l2", 2.0): 0.70, ("pgd", "l2", 2.0): 0.40}, "FGSM/BIM overestimate robustness"),
+    ({("bim", "l2", 2.0): 0.70, ("apgd_ce", "l2", 2.0): 0.65, ("square", "l2", 2.0): 0.40},
+     "Square (gradient-free) beats every gradient attack by >10 points (l2 eps=2)"),
     ({("fgsm", "linf", 0.2): 0.50, ("bim", "linf", 0.2): 0.30, ("apgd_ce", "l2", 2.0): 0.20,
       ("apgd_dlr", "l2", 2.0): 0.35}, ""),
 ])
@@ -212,12 +269,13 @@ def test_claim_2_finds_ht_sce_and_abcl_by_their_plan_names():
     grid = {(k1, k2): 0.9 if (k1, k2) == (0, 0) else 0.98 for k1 in (0, 256, 512) for k2 in (0, 32, 64)}
     fig1 = fake_evals({("ht_sce", k1, k2, 5, 0): {("clean", "none", 0.0): acc} for (k1, k2), acc in grid.items()},
                       n=10_000)
-    text, verdict, numbers = claim_ab_repairs(fig1)
-    assert verdict == "SUPPORTED" and "(512, 64) is a good setting" in text and "512/64 within CI" in numbers
+    correct = fake_correct(fig1)
+    text, verdict, numbers = claim_ab_repairs(fig1, correct)
+    assert verdict == "SUPPORTED" and "(512, 64) is a good setting" in text and "512/64 not below best" in numbers
     fig1.loc[fig1.k1 == 256, "model"] = fig1.loc[fig1.k1 == 256, "model"].where(fig1.k2 != 32, "ABCL")
     fig1.loc[(fig1.k1 == 512) & (fig1.k2 == 64), "model"] = "HT-SCE+AB 512/64"
-    assert "(256, 32) is a good setting" in claim_ab_repairs(fig1)[0]  # a config's own ABCL setting
-    assert claim_ab_repairs(fig1[fig1.model != "ABCL"])[1].startswith("CANNOT BE CHECKED")
+    assert "(256, 32) is a good setting" in claim_ab_repairs(fig1, correct)[0]  # a config's own ABCL setting
+    assert claim_ab_repairs(fig1[fig1.model != "ABCL"], correct)[1].startswith("CANNOT BE CHECKED")
 
 
 def test_separation_claim_needs_both_metrics():

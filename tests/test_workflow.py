@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from abcl.config import experiment_plan, load_config
@@ -156,9 +157,14 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     assert float(rows["SCE"][2]) > 50, "one epoch of real training must beat chance by far"
     again = snakemake("--cores", "2", "--configfile", ".test/config.yaml", cwd=workdir)
     assert "Nothing to be done" in again.stdout + again.stderr
-    for name in ("claims.md", "masking.csv", "separability.csv", "table.csv"):
+    for name in ("claims.md", "masking.csv", "separability.csv", "table.csv", "leaderboard.csv"):
         assert (results / name).stat().st_size > 100, name
-    assert "**Verdict: " in (results / "claims.md").read_text()
+    claims = (results / "claims.md").read_text()
+    assert "**Verdict: " in claims and "McNemar exact on 200 images" in claims
+    leaderboard = (results / "leaderboard.md").read_text()
+    assert "AutoAttack L∞ eps=0.2 (%)" in leaderboard and "| ABCL " in leaderboard
+    correct = np.load(next(results.glob("models/loss~sce/*/*/*/*/seed~0/correct.npz")))
+    assert correct["clean_none_0"].shape == (200,) and correct["autoattack_linf_0.2"].shape == (50,)
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from pipeline_times import stage_times, training_times

@@ -64,4 +64,5 @@ def final_outputs():
         f"{RESULTS}/figures/fig3.png",
         f"{RESULTS}/table.md",
         f"{RESULTS}/claims.md",
+        f"{RESULTS}/leaderboard.md",
     ]

@@ -5,6 +5,7 @@ rule evaluate:
     output:
         csv=f"{MODEL_DIR}/eval.csv",
         gradients=f"{MODEL_DIR}/gradients.csv",
+        correct=f"{MODEL_DIR}/correct.npz",
     log:
         f"{MODEL_DIR}/eval.log",
     benchmark:
@@ -33,4 +34,4 @@ rule evaluate:
         "abcl evaluate --model {input.model} --data {input.data} --attacks '{params.attacks}' "
         "{params.n_test} {params.adaptive_n_test} --batch-size {params.batch_size} --device {params.device} "
         "--threads {threads} --tiny-gradient {params.tiny_gradient} --out {output.csv} "
-        "--gradients {output.gradients} > {log} 2>&1"
+        "--gradients {output.gradients} --correct {output.correct} > {log} 2>&1"

@@ -31,6 +31,13 @@ rule claims:
         table=model_files("table", "eval.csv"),
         separability=rules.fig3.output.scores,
         masking=rules.masking.output.csv,
+        correct=sorted(
+            set(
+                model_files("fig1", "correct.npz")
+                + model_files("fig2", "correct.npz")
+                + model_files("table", "correct.npz")
+            )
+        ),
     output:
         md=report(
             f"{RESULTS}/claims.md",
@@ -49,4 +56,26 @@ rule claims:
     shell:
         "abcl claims --fig1 {params.fig1} --fig2 {input.fig2} --table {params.table} "
         "--separability {input.separability} --masking {input.masking} "
-        "--out {output.md} > {log} 2>&1"
+        "--correct {input.correct} --out {output.md} > {log} 2>&1"
+
+
+rule leaderboard:
+    input:
+        evals=model_files("table", "eval.csv"),
+    output:
+        csv=f"{RESULTS}/leaderboard.csv",
+        md=report(
+            f"{RESULTS}/leaderboard.md",
+            caption="../report/leaderboard.rst",
+            category="Robustness checks",
+        ),
+    log:
+        f"{RESULTS}/logs/leaderboard.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/leaderboard.tsv"
+    conda:
+        "../envs/abcl.yaml"
+    params:
+        evals=named_files("table", "eval.csv"),
+    shell:
+        "abcl leaderboard --out-csv {output.csv} --out-md {output.md} {params.evals} > {log} 2>&1"
