@@ -100,3 +100,16 @@ def test_cli_full_mnist_without_source_is_one_clear_line(tmp_path):
     assert result.stderr.strip().count("\n") == 0
     assert "full MNIST needs its IDX files" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_results_follow_the_umask_so_a_group_can_read_them(tmp_path, umask, mode):
+    import os
+
+    from abcl.records import write_json
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == mode
