@@ -220,6 +220,8 @@ def claim_separation(scores: pd.DataFrame, silhouette_margin: float = 0.05) -> t
     the t-SNE maps differ per model, so there is no pairing) and the silhouette of the 10-dim latent
     features (by more than ``silhouette_margin``)."""
     def apart(x, y) -> str:
+        if math.isnan(x.tsne_knn_accuracy) or math.isnan(y.tsne_knn_accuracy):  # too few points per class
+            return "not measured"
         (low_x, high_x), (low_y, high_y) = (
             stats.binomtest(round(r.tsne_knn_accuracy * r.n), int(r.n)).proportion_ci(0.95, method="wilson")
             for r in (x, y))

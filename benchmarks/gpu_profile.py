@@ -150,12 +150,13 @@ print(ready, time.time())
 """
 
 
-def concurrent_steps_per_s(arch: str, processes: int, steps: int = 300, device: str = "cuda") -> tuple[float, float]:
+def concurrent_steps_per_s(arch: str, processes: int, steps: int = 300, device: str = "cuda",
+                           start_delay: float = 20.0) -> tuple[float, float]:
     """Training steps per second of the card when ``processes`` trainings share it (all start
     their timed steps at one agreed wall-clock instant, after their start-up); on CUDA each runs
     abcl's graphed step, as the workflow's jobs do with train.cuda_graphs. Also returns how late
     the slowest worker was ready (> 0: it started late and the rate reads low)."""
-    start_at = time.time() + 20
+    start_at = time.time() + start_delay
     jobs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WORKER, arch, str(start_at), str(steps), device],
                              stdout=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(processes)]
     ready, ends = zip(*(map(float, job.communicate()[0].split()[-2:]) for job in jobs))
@@ -194,14 +195,18 @@ def main() -> None:
     parser.add_argument("--arch", default="alexnet")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--attack-batch", type=int, default=2000, help="images per timed attack step")
+    parser.add_argument("--skip-startup", action="store_true", help="do not time Python and CUDA start-up")
     parser.add_argument("--out")
     args = parser.parse_args()
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
     results: dict = {}
-    results["startup_import_torch_s"] = startup_seconds("import torch")
-    results["startup_import_abcl_cuda_init_s"] = startup_seconds(
-        "import torch, abcl.cli, abcl.train, abcl.evaluate; torch.zeros(1, device='cuda' if torch.cuda.is_available() else 'cpu')")
+    if not args.skip_startup:
+        results["startup_import_torch_s"] = startup_seconds("import torch")
+        results["startup_import_abcl_cuda_init_s"] = startup_seconds(
+            "import torch, abcl.cli, abcl.train, abcl.evaluate; "
+            "torch.zeros(1, device='cuda' if torch.cuda.is_available() else 'cpu')")
 
     for autotune in ((False, True) if cuda else (False,)):
         torch.backends.cudnn.benchmark = autotune
@@ -219,12 +224,12 @@ def main() -> None:
                 results[f"{tag}_s_per_60k_epoch"] = seconds * 60_000 / batch
         for channels_last in ((True, False) if cuda else (False,)):
             for stable in (True, False):
-                tag = f"attack_b2000_{'nhwc' if channels_last else 'nchw'}_{'stable' if stable else 'plain'}" \
+                tag = f"attack_b{args.attack_batch}_{'nhwc' if channels_last else 'nchw'}_{'stable' if stable else 'plain'}" \
                       f"_{'tuned' if autotune else 'heuristic'}"
-                step = attack_step_fn(args.arch, 2000, device, channels_last, stable)
+                step = attack_step_fn(args.arch, args.attack_batch, device, channels_last, stable)
                 seconds = timed(device, step, max(5, args.repeats // 3), warmup=3)
                 results[f"{tag}_ms_per_step"] = seconds * 1e3
-                results[f"{tag}_bim10_on_10k_s"] = seconds * 10 * 5
+                results[f"{tag}_bim10_on_10k_s"] = seconds * 10 * 10_000 / args.attack_batch
         print(json.dumps(results, indent=1), flush=True)
 
     if cuda:
@@ -270,7 +275,7 @@ def main() -> None:
     # the BIM step as an evaluation job runs it (bf16 through AttackView, log-space CE gradient): which kernels
     # make it 8x slower than the issue's reference (is it the input gradient of conv1?)
     torch.backends.cudnn.benchmark = False
-    attack = attack_step_fn(args.arch, 2000, device, cuda, True)
+    attack = attack_step_fn(args.arch, args.attack_batch, device, cuda, True)
     attack()
     with profile(activities=activities) as prof:
         for _ in range(5):

@@ -47,19 +47,19 @@ def test_script_answers_help(script):
 @pytest.mark.slow
 def test_benchmark_trains_both_ways_and_records_where(tmp_path):
     out = tmp_path / "bench.json"
-    run_script("benchmarks/bench.py", "--epochs", "1", "--batch-sizes", "256", "--cuda-graphs",
-               "--adaptive-config", "config/config.yaml", "--adaptive-n", "20", "--tsne-points", "100",
+    run_script("benchmarks/bench.py", "--epochs", "1", "--batch-sizes", "256",
+               "--adaptive-config", ".test/config.yaml", "--adaptive-n", "10", "--tsne-points", "100",
                "--out", str(out))
     results = results_of(out, "bench.py")
     assert 0.1 < results["naive_clean_accuracy"] <= 1 and 0.1 < results["abcl_b256_clean_accuracy"] <= 1
-    assert results["abcl_b256_graphs_cuda_graphs_used"] is False  # asked for, but a CPU trains eagerly
     assert results["bim_speedup"] == pytest.approx(results["naive_bim10_s"] / results["abcl_bim10_s"])
 
 
 @pytest.mark.slow
 def test_profile_writes_its_step_times(tmp_path):
     out = tmp_path / "profile.json"
-    run_script("benchmarks/gpu_profile.py", "--arch", "small", "--device", "cpu", "--repeats", "2", "--out", str(out))
+    run_script("benchmarks/gpu_profile.py", "--arch", "small", "--device", "cpu", "--repeats", "2", "--attack-batch", "200", "--skip-startup",
+               "--out", str(out))
     results = results_of(out, "gpu_profile.py")
     assert results["train_b256_nchw_fp32_heuristic_ms_per_step"] > 0
 
@@ -68,7 +68,7 @@ def test_profile_writes_its_step_times(tmp_path):
 def test_profile_workers_share_the_device_and_report_a_rate():
     sys.path.insert(0, str(ROOT))
     from benchmarks.gpu_profile import concurrent_steps_per_s
-    rate, last_ready = concurrent_steps_per_s("small", 2, steps=3, device="cpu")
+    rate, last_ready = concurrent_steps_per_s("small", 2, steps=3, device="cpu", start_delay=3)
     assert rate > 0 and isinstance(last_ready, float)  # how late a worker was is reported, not judged
 
 

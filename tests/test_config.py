@@ -24,7 +24,12 @@ def with_change(path, value):
     return config
 
 
-DELETE = object()
+class _Delete:
+    def __repr__(self):  # a stable test id (pytest-xdist workers must collect the same names)
+        return "DELETE"
+
+
+DELETE = _Delete()
 
 BAD_CONFIGS = [
     # (key path, bad value, expected message fragment)

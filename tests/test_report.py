@@ -288,5 +288,7 @@ def test_separation_claim_needs_both_metrics():
     good_sil = {"SCE": 0.3, "CosFace": 0.5, "ABCL": 0.7}
     assert claim_separation(scores(good_knn, good_sil))[1] == "SUPPORTED"
     assert claim_separation(scores(good_knn, {"SCE": 0.7, "CosFace": 0.5, "ABCL": 0.3}))[1] == "PARTLY SUPPORTED"
+    unmeasured = claim_separation(scores({"SCE": float("nan"), "CosFace": 0.9, "ABCL": 0.95}, good_sil))
+    assert unmeasured[1] == "PARTLY SUPPORTED" and "not measured" in unmeasured[2]
     assert claim_separation(scores({"SCE": 0.95, "CosFace": 0.9, "ABCL": 0.8},
                                     {"SCE": 0.7, "CosFace": 0.5, "ABCL": 0.3}))[1] == "NOT SUPPORTED"
