@@ -102,12 +102,6 @@ def save_correct(correct: dict[str, np.ndarray], cfg: TrainConfig, path: str | P
             np.savez_compressed(handle, config_hash=np.array(cfg.hash), **correct)
 
 
-def load_correct(path: str | Path) -> tuple[str, dict[str, np.ndarray]]:
-    """(config hash, evaluation key -> which test images the model got right)."""
-    with np.load(path, allow_pickle=False) as blob:
-        return str(blob["config_hash"]), {k: blob[k] for k in blob.files if k != "config_hash"}
-
-
 def gradient_report(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, n_test: int | None = None,
                     tiny: float = 1e-10, batch_size: int = 500, device: str = "auto") -> pd.DataFrame:
     """How often the plain float32 input gradient of the cross-entropy vanishes (gradient masking).

@@ -20,7 +20,7 @@ from scipy import stats
 
 from abcl import ABCLError
 from abcl.config import ABCL, COSFACE, HT_SCE, SCE, evaluation_key
-from abcl.tables import NORM_SYMBOL, PAPER_ATTACKS, markdown, ordered_evaluations, with_evaluation
+from abcl.tables import NORM_SYMBOL, PAPER_ATTACKS, load_correct, markdown, ordered_evaluations, with_evaluation
 
 PAPER_NAMES = ("fgsm", "bim")
 
@@ -53,7 +53,6 @@ Correct = dict[tuple[str, str], np.ndarray]
 
 
 def load_corrects(paths: list[str]) -> Correct:
-    from abcl.evaluate import load_correct  # torch only where per-image files are read
     found: Correct = {}
     for path in paths:
         config_hash, arrays = load_correct(path)

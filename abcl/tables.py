@@ -51,6 +51,13 @@ def read_named_csvs(pairs: Iterable[str]) -> pd.DataFrame:
     return frame
 
 
+def load_correct(path: str | Path) -> tuple[str, dict[str, "np.ndarray"]]:
+    """A model's correct.npz: (config hash, evaluation key -> which test images it got right)."""
+    import numpy as np
+    with np.load(path, allow_pickle=False) as blob:
+        return str(blob["config_hash"]), {k: blob[k] for k in blob.files if k != "config_hash"}
+
+
 def evaluation_label(attack: str, norm: str, eps: float) -> str:
     return "clean" if attack == "clean" else f"{ATTACK_NAMES[attack]} {NORM_SYMBOL[norm]} ε={eps:g}"
 
