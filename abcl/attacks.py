@@ -6,7 +6,8 @@ Inputs are pixels in [0,1] (the model normalizes inside ``forward``), so budgets
 space. Every cross-entropy attack ascends the cross-entropy in log space (:func:`ce_in_log_space`):
 with a cosine head and a large scale s the softmax saturates, 1 - p_y falls below float64's 2^-53,
 and the true-class term of grad CE = (p - e_y) grad z rounds to exactly 0; what is left points
-along the rivals' logits only (median cosine 0.87 with grad CE measured at s = 64), and the model
+along the rivals' logits only (median cosine 0.91 with grad CE, minimum -0.44, measured on a
+CosFace s = 64 model), and the model
 looks more robust than it is.
 """
 

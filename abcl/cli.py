@@ -104,8 +104,9 @@ def _attacks(args: argparse.Namespace, config: dict | None, embed: bool = False)
 
 def cmd_evaluate(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.data import load_prepared
-    from abcl.evaluate import evaluate, gradient_report, save_correct
+    from abcl.evaluate import evaluate, gradient_report
     from abcl.records import write_csv
+    from abcl.tables import save_correct
     from abcl.train import load_model
     specs = _attacks(args, config)
     _threads(args.threads)
@@ -114,7 +115,7 @@ def cmd_evaluate(args: argparse.Namespace, config: dict | None) -> None:
     rows, correct = evaluate(model, cfg, dataset, specs, n_test=args.n_test, device=args.device,
                              batch_size=args.batch_size, adaptive_n_test=args.adaptive_n_test)
     if args.correct:
-        save_correct(correct, cfg, args.correct)
+        save_correct(correct, cfg.hash, args.correct)
     write_csv(rows, args.out)
     if args.gradients:
         write_csv(gradient_report(model, cfg, dataset, args.n_test, tiny=args.tiny_gradient, device=args.device),

@@ -95,13 +95,6 @@ def evaluate(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: 
     return Evaluation(pd.DataFrame(rows), per_image)
 
 
-def save_correct(correct: dict[str, np.ndarray], cfg: TrainConfig, path: str | Path) -> None:
-    """Per-image correctness as one compressed .npz: a boolean array per evaluation key."""
-    with atomic_path(path) as part:
-        with open(part, "wb") as handle:
-            np.savez_compressed(handle, config_hash=np.array(cfg.hash), **correct)
-
-
 def gradient_report(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, n_test: int | None = None,
                     tiny: float = 1e-10, batch_size: int = 500, device: str = "auto") -> pd.DataFrame:
     """How often the plain float32 input gradient of the cross-entropy vanishes (gradient masking).

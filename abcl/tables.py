@@ -51,6 +51,14 @@ def read_named_csvs(pairs: Iterable[str]) -> pd.DataFrame:
     return frame
 
 
+def save_correct(correct: dict[str, "np.ndarray"], config_hash: str, path: str | Path) -> None:
+    """A model's per-image results as one compressed .npz: a boolean array per evaluation key."""
+    import numpy as np
+    with atomic_path(path) as part:
+        with open(part, "wb") as handle:
+            np.savez_compressed(handle, config_hash=np.array(config_hash), **correct)
+
+
 def load_correct(path: str | Path) -> tuple[str, dict[str, "np.ndarray"]]:
     """A model's correct.npz: (config hash, evaluation key -> which test images it got right)."""
     import numpy as np
