@@ -305,6 +305,12 @@ OUTPUTS = ("fig1", "fig2", "fig3", "table")
 RUN_PATH = "loss~{loss}/s~{s}/m~{m}/k1~{k1}/k2~{k2}/seed~{seed}"
 
 
+def results_dir(config: dict[str, Any]) -> str:
+    """Where a validated config's results go: results/<dataset>[-<tag>]."""
+    tag = config.get("tag")
+    return f"results/{config['dataset']}" + (f"-{tag}" if tag else "")
+
+
 @dataclass(frozen=True)
 class Run:
     """One model of the plan: its display name, what trains it, the attacks it gets (a mapping

@@ -51,16 +51,20 @@ def workdir(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml"])
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/cpu-full.yaml", "config/paper.yaml"])
 def test_dry_run_plans_one_job_per_configuration(workdir, configfile):
     config = load_config(workdir / configfile)
-    jobs = planned_jobs(snakemake("-n", "--configfile", configfile, cwd=workdir).stdout)
+    dry_run = snakemake("-n", "--configfile", configfile, cwd=workdir).stdout
+    jobs = planned_jobs(dry_run)
     n_models = len(unique_models(config, "fig1", "fig2", "table"))
     assert jobs["train"] == jobs["evaluate"] == n_models
     assert jobs["features"] == jobs["tsne"] == 3
     assert jobs["prepare_data"] == jobs["fig1"] == jobs["fig2"] == jobs["fig3"] == jobs["table"] == 1
-    expected = {"config/config.yaml": 10, "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3}
+    expected = {"config/config.yaml": 10, "config/cpu-full.yaml": 10, "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3}
     assert n_models == expected[configfile]
+    results = {"config/config.yaml": "results/mnist5k/", "config/cpu-full.yaml": "results/mnist-cpu-full/",
+               "config/paper.yaml": "results/mnist/"}[configfile]
+    assert f"output: {results}data/" in dry_run
 
 
 @pytest.mark.parametrize("profile", ["local", "gpu", "slurm"])
@@ -182,3 +186,11 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
 
     report = snakemake("--report", "report.html", "--configfile", ".test/config.yaml", cwd=workdir)
     assert (workdir / "report.html").stat().st_size > 100_000, report.stdout[-2000:]
+
+
+def test_cpu_full_takes_fashion_mnist_with_one_override(workdir):
+    """config/cpu-full.yaml's comment promises Fashion-MNIST with one --config override."""
+    dry_run = snakemake("-n", "--configfile", "config/cpu-full.yaml", "--config", "dataset=fashion-mnist",
+                        cwd=workdir).stdout
+    assert "output: results/fashion-mnist-cpu-full/data/fashion-mnist.pt" in dry_run
+    assert planned_jobs(dry_run)["train"] == 10

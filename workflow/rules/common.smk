@@ -5,7 +5,13 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from abcl.config import RUN_PATH, ConfigError, experiment_plan, validate_config
+from abcl.config import (
+    RUN_PATH,
+    ConfigError,
+    experiment_plan,
+    results_dir,
+    validate_config,
+)
 
 # Validate before any job is planned: a bad value stops the run with one line naming the key.
 try:
@@ -25,7 +31,7 @@ os.environ["PATH"] = (
     f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 )
 DATASET = config["dataset"]
-RESULTS = f"results/{DATASET}"
+RESULTS = results_dir(config)
 MODEL_DIR = f"{RESULTS}/models/{RUN_PATH}"
 NUMBER = r"[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?"
 
