@@ -1,4 +1,14 @@
-"""Basis losses L_B and the angular-boundary (AB) terms, one small class per formula.
+"""The paper's losses as drop-in ``nn.Module``s for any network that outputs embeddings.
+
+Each loss owns its class weights W (C x K) and takes embeddings y (B x K), in the style of
+pytorch-metric-learning::
+
+    loss_fn = ABCLoss(num_classes=10, embedding_size=128)   # CosFace basis + AB terms, 512/64
+    loss = loss_fn(embeddings, labels)                      # training loss
+    logits = loss_fn.logits(embeddings)                     # inference logits: predictions, attacks
+
+The pipeline's networks use these same modules as their heads (``abcl.models``). This module
+imports torch only.
 
 Notation (SPEC.md): c_ij = cos(theta_ij) = W_j_hat . y_i_hat, d_i the true class,
 hat d_i = argmax_{j != d_i} c_ij the most competitive other class, C classes, batch mean over i.
@@ -6,45 +16,29 @@ hat d_i = argmax_{j != d_i} c_ij the most competitive other class, C classes, ba
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from abcl.config import Loss, TrainConfig
-from abcl.models import HeadOutput, cosface_logits
+__all__ = ["ABCLoss", "CosFaceLoss", "CosSCELoss", "SoftmaxCELoss", "LogitsHead", "BASES",
+           "cosine_matrix", "cosface_logits", "intra_class_term", "inter_class_term"]
 
-
-@dataclass(frozen=True)
-class SoftmaxCE:
-    """``sce``: L = mean_i -log softmax(W y_i + b)_{d_i}."""
-
-    def __call__(self, out: HeadOutput, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(out.logits.float(), labels)
+BASES = ("sce", "cos_sce", "cosface")
 
 
-@dataclass(frozen=True)
-class CosSCE:
-    """``cos_sce``: L = mean_i -log softmax(s * c_i)_{d_i}, i.e. ||y|| fixed to s, no margin."""
-
-    s: float
-
-    def __call__(self, out: HeadOutput, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self.s * out.cos, labels)
+# ---------------------------------------------------------------- formulas
+def cosine_matrix(embeddings: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """c_ij = W_j_hat . y_i_hat in float32 (also under autocast); W is normalized functionally,
+    never in place."""
+    with torch.autocast(embeddings.device.type, enabled=False):
+        return F.normalize(embeddings.float(), dim=1) @ F.normalize(weight.float(), dim=1).t()
 
 
-@dataclass(frozen=True)
-class CosFaceLoss:
-    """``cosface`` and ``ht_sce`` (on hypersphere-transformed features): large margin cosine loss
-
-    L = mean_i -log( e^{s (c_{i,d_i} - m)} / ( e^{s (c_{i,d_i} - m)} + sum_{j != d_i} e^{s c_ij} ) ).
-    """
-
-    s: float
-    m: float
-
-    def __call__(self, out: HeadOutput, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(cosface_logits(out.cos, labels, self.s, self.m), labels)
+def cosface_logits(cos: torch.Tensor, labels: torch.Tensor | None, s: float, m: float) -> torch.Tensor:
+    """s * (c_ij - m * [j == d_i]); with ``labels`` None (inference) the margin is absent."""
+    if labels is None or m == 0:
+        return s * cos
+    return s * (cos - m * F.one_hot(labels, cos.shape[1]).to(cos.dtype))
 
 
 def true_class_cosine(cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -70,32 +64,129 @@ def inter_class_term(cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.relu(rival_cosine(cos, labels) + simplex).square().mean()
 
 
-@dataclass(frozen=True)
-class AngularBoundaryLoss:
-    """L_total = L_B + ramp * (k1 * L_I + k2 * L_O), ramp in [0, 1] warming the AB terms up."""
+# ---------------------------------------------------------------- modules
+class ABCLoss(nn.Module):
+    """Angular boundary-oriented cosine loss: a basis loss L_B plus the AB terms,
 
-    basis: SoftmaxCE | CosSCE | CosFaceLoss
-    k1: float = 0.0
-    k2: float = 0.0
+        L_total = L_B + r * (k1 * L_I + k2 * L_O),   r = min(1, t / warmup_steps),
 
-    def __call__(self, out: HeadOutput, labels: torch.Tensor, ramp: float | torch.Tensor = 1.0) -> torch.Tensor:
-        total = self.basis(out, labels)
-        if self.k1:
-            total = total + ramp * self.k1 * intra_class_term(out.cos, labels)
-        if self.k2:
-            total = total + ramp * self.k2 * inter_class_term(out.cos, labels)
-        return total
+    t the number of training calls so far (r = 1 without warm-up). The basis is one of
+
+    - ``sce``:     L_B = mean_i -log softmax(W y_i + b)_{d_i}
+    - ``cos_sce``: L_B = mean_i -log softmax(s * c_i)_{d_i}   (feature norm fixed to s, no margin)
+    - ``cosface``: L_B = mean_i -log( e^{s (c_{i,d_i} - m)} / ( e^{s (c_{i,d_i} - m)}
+                                      + sum_{j != d_i} e^{s c_ij} ) )   (large margin cosine loss)
+
+    The paper's HT-SCE is ``cosface`` on hypersphere-transformed embeddings (the network
+    normalizes its backbone output before a bias-free linear layer to y; see ``abcl.models``).
+    The inference logits (``logits``) carry no margin: s * c_i, or W y + b for ``sce``. L_I and
+    L_O use c_ij, also for ``sce`` (the cosines of its weight rows). The warm-up counter is a
+    buffer, so it is saved and restored with ``state_dict``; it advances in training mode only.
+    """
+
+    def __init__(self, num_classes: int, embedding_size: int, basis: str = "cosface", s: float = 5.0,
+                 m: float = 0.2, k1: float = 512.0, k2: float = 64.0, warmup_steps: float = 0):
+        super().__init__()
+        if basis not in BASES:
+            raise ValueError(f"unknown basis '{basis}'; choose one of {', '.join(BASES)}")
+        if num_classes < 2 or embedding_size < 1:
+            raise ValueError(f"need num_classes >= 2 and embedding_size >= 1, got {num_classes}, {embedding_size}")
+        if basis != "sce" and not s > 0:
+            raise ValueError(f"a cosine basis needs a scale s > 0, got {s}")
+        for name, value in (("m", m), ("k1", k1), ("k2", k2), ("warmup_steps", warmup_steps)):
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        self.basis, self.s, self.m, self.k1, self.k2 = basis, float(s), float(m), float(k1), float(k2)
+        self.warmup_steps = float(warmup_steps)
+        if basis == "sce":
+            self.fc = nn.Linear(embedding_size, num_classes)
+        else:
+            self.weight = nn.Parameter(torch.empty(num_classes, embedding_size))
+            nn.init.xavier_uniform_(self.weight)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def class_weights(self) -> torch.Tensor:
+        """W, C x K."""
+        return self.fc.weight if self.basis == "sce" else self.weight
+
+    def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """c_ij, B x C, float32."""
+        return cosine_matrix(embeddings, self.class_weights())
+
+    def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Inference logits (no margin), float32: for predictions and attacks."""
+        return self._logits(embeddings, self.cosine(embeddings))
+
+    def _logits(self, embeddings: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
+        return self.fc(embeddings).float() if self.basis == "sce" else self.s * cos
+
+    def ramp(self) -> torch.Tensor | float:
+        """r = min(1, t / warmup_steps), as a device tensor (no host sync; CUDA-graph safe)."""
+        if self.warmup_steps == 0:
+            return 1.0
+        return (self.step.float() / self.warmup_steps).clamp(max=1.0)
+
+    def loss_and_logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L_total, inference logits) of one batch, sharing the cosine matrix."""
+        cos = self.cosine(embeddings)
+        logits = self._logits(embeddings, cos)
+        if self.basis == "cosface":
+            total = F.cross_entropy(cosface_logits(cos, labels, self.s, self.m), labels)
+        else:
+            total = F.cross_entropy(logits, labels)
+        if self.k1 or self.k2:
+            ramp = self.ramp()
+            if self.k1:
+                total = total + ramp * self.k1 * intra_class_term(cos, labels)
+            if self.k2:
+                total = total + ramp * self.k2 * inter_class_term(cos, labels)
+        if self.training and torch.is_grad_enabled():
+            self.step.add_(1)
+        return total, logits
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """L_total of one batch (a 0-dim float32 tensor)."""
+        return self.loss_and_logits(embeddings, labels)[0]
+
+    def as_head(self) -> "LogitsHead":
+        """A module mapping embeddings to inference logits with these weights, to put after a
+        network: ``nn.Sequential(net, loss_fn.as_head())`` is a classifier attacks can use."""
+        return LogitsHead(self)
+
+    def extra_repr(self) -> str:
+        weight = self.class_weights()
+        return (f"num_classes={weight.shape[0]}, embedding_size={weight.shape[1]}, basis={self.basis}, "
+                f"s={self.s}, m={self.m}, k1={self.k1}, k2={self.k2}, warmup_steps={self.warmup_steps}")
 
 
-BASIS_LOSSES = {
-    Loss.SCE: lambda cfg: SoftmaxCE(),
-    Loss.COS_SCE: lambda cfg: CosSCE(cfg.s),
-    Loss.COSFACE: lambda cfg: CosFaceLoss(cfg.s, cfg.m),
-    Loss.HT_SCE: lambda cfg: CosFaceLoss(cfg.s, cfg.m),
-}
+class LogitsHead(nn.Module):
+    """Embeddings -> inference logits of ``loss`` (shares its weights)."""
+
+    def __init__(self, loss: ABCLoss):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.loss.logits(embeddings)
 
 
-def build_loss(cfg: TrainConfig) -> AngularBoundaryLoss:
-    """The training loss named by ``cfg.loss`` plus its AB terms (k1 = k2 = 0: the basis alone)."""
-    basis = BASIS_LOSSES[cfg.loss](cfg)
-    return AngularBoundaryLoss(basis, cfg.k1, cfg.k2)
+class SoftmaxCELoss(ABCLoss):
+    """Plain softmax cross-entropy on a linear head: L = mean_i -log softmax(W y_i + b)_{d_i}."""
+
+    def __init__(self, num_classes: int, embedding_size: int):
+        super().__init__(num_classes, embedding_size, basis="sce", k1=0.0, k2=0.0)
+
+
+class CosSCELoss(ABCLoss):
+    """Softmax cross-entropy on scaled cosines: L = mean_i -log softmax(s * c_i)_{d_i}."""
+
+    def __init__(self, num_classes: int, embedding_size: int, s: float = 5.0):
+        super().__init__(num_classes, embedding_size, basis="cos_sce", s=s, m=0.0, k1=0.0, k2=0.0)
+
+
+class CosFaceLoss(ABCLoss):
+    """Large margin cosine loss (CosFace, Wang et al. 2018):
+    L = mean_i -log( e^{s (c_{i,d_i} - m)} / ( e^{s (c_{i,d_i} - m)} + sum_{j != d_i} e^{s c_ij} ) )."""
+
+    def __init__(self, num_classes: int, embedding_size: int, s: float = 5.0, m: float = 0.35):
+        super().__init__(num_classes, embedding_size, basis="cosface", s=s, m=m, k1=0.0, k2=0.0)

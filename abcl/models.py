@@ -1,28 +1,23 @@
 """MNIST networks with a K = 10 latent layer and the paper's heads.
 
-Pipeline of every model: pixels x in [0,1] -> normalize -> backbone -> z -> latent y in R^K -> head.
-``forward`` returns the inference logits that predictions and attacks use; ``head_output``
-adds the cosine matrix c_ij = W_j_hat . y_i_hat that the cosine losses and AB terms need.
+Pipeline of every model: pixels x in [0,1] -> normalize -> backbone -> z -> latent y in R^K -> head,
+the head being the model's training loss (``abcl.losses``), which owns the class weights.
+``forward`` returns the inference logits that predictions and attacks use; ``training_loss``
+the loss and those logits.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from abcl.config import Arch, Loss, TrainConfig
+from abcl.losses import ABCLoss
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 LATENT_DIM = 10
 NUM_CLASSES = 10
-
-
-class HeadOutput(NamedTuple):
-    logits: torch.Tensor  # inference logits, B x C
-    cos: torch.Tensor  # c_ij, B x C, float32
 
 
 def small_backbone(dropout: float) -> tuple[nn.Sequential, int]:
@@ -53,55 +48,21 @@ def alexnet_backbone(dropout: float) -> tuple[nn.Sequential, int]:
 BACKBONES = {Arch.SMALL: small_backbone, Arch.ALEXNET: alexnet_backbone}
 
 
-def cosine_matrix(latent: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """c_ij = W_j_hat . y_i_hat in float32; W is normalized functionally, never in place."""
-    with torch.autocast(latent.device.type, enabled=False):
-        return F.normalize(latent.float(), dim=1) @ F.normalize(weight.float(), dim=1).t()
-
-
-def cosface_logits(cos: torch.Tensor, labels: torch.Tensor | None, s: float, m: float) -> torch.Tensor:
-    """s * (c_ij - m * [j == d_i]); with ``labels`` None (inference) the margin is absent."""
-    if labels is None or m == 0:
-        return s * cos
-    return s * (cos - m * F.one_hot(labels, cos.shape[1]).to(cos.dtype))
-
-
-class LinearHead(nn.Module):
-    """Plain softmax head: logits = W y + b."""
-
-    def __init__(self, k: int, c: int):
-        super().__init__()
-        self.fc = nn.Linear(k, c)
-
-    def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.fc(latent).float(), cosine_matrix(latent, self.fc.weight)
-
-
-class CosineHead(nn.Module):
-    """Cosine head: logits = s * c_i, invariant to the feature norm ||y||."""
-
-    def __init__(self, k: int, c: int, s: float):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(c, k))
-        nn.init.xavier_uniform_(self.weight)
-        self.s = s
-
-    def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cos = cosine_matrix(latent, self.weight)
-        return self.s * cos, cos
+HEAD_BASIS = {Loss.SCE: "sce", Loss.COS_SCE: "cos_sce", Loss.COSFACE: "cosface", Loss.HT_SCE: "cosface"}
 
 
 class ABCLNet(nn.Module):
-    """Backbone -> latent layer -> head. For ``ht_sce`` z is normalized first (hypersphere
-    transformation) and the latent layer is bias-free."""
+    """Backbone -> latent layer -> head, the head being the training loss itself (an
+    :class:`abcl.losses.ABCLoss` that owns the class weights). With ``hypersphere`` (HT-SCE) z is
+    normalized first and the latent layer is bias-free."""
 
-    def __init__(self, arch: Arch = Arch.SMALL, loss: Loss = Loss.SCE, s: float = 1.0, dropout: float = 0.5):
+    def __init__(self, head: ABCLoss, arch: Arch = Arch.SMALL, hypersphere: bool = False, dropout: float = 0.5):
         super().__init__()
         self.backbone, width = BACKBONES[arch](dropout)
-        self.hypersphere = loss == Loss.HT_SCE
-        self.latent_layer = nn.Linear(width, LATENT_DIM, bias=not self.hypersphere)
-        self.cosine = loss != Loss.SCE
-        self.head = CosineHead(LATENT_DIM, NUM_CLASSES, s) if self.cosine else LinearHead(LATENT_DIM, NUM_CLASSES)
+        self.hypersphere = hypersphere
+        self.latent_layer = nn.Linear(width, LATENT_DIM, bias=not hypersphere)
+        self.head = head
+        self.cosine = head.basis != "sce"
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         z = self.backbone((x - MNIST_MEAN) / MNIST_STD)
@@ -109,11 +70,13 @@ class ABCLNet(nn.Module):
             z = F.normalize(z.float(), dim=1).to(z.dtype)
         return self.latent_layer(z)
 
-    def head_output(self, x: torch.Tensor) -> HeadOutput:
-        return HeadOutput(*self.head(self.latent(x)))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head_output(x).logits
+        """Inference logits: s * c_i for the cosine heads, W y + b for sce."""
+        return self.head.logits(self.latent(x))
+
+    def training_loss(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L_total, inference logits) of a batch; advances the head's AB warm-up in training mode."""
+        return self.head.loss_and_logits(self.latent(x), labels)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Latent features shown by t-SNE: y for sce, y_hat for cosine heads."""
@@ -121,5 +84,13 @@ class ABCLNet(nn.Module):
         return F.normalize(latent, dim=1) if self.cosine else latent
 
 
-def build_model(cfg: TrainConfig) -> ABCLNet:
-    return ABCLNet(cfg.arch, cfg.loss, s=cfg.s if cfg.loss is not Loss.SCE else 1.0, dropout=cfg.dropout)
+def build_head(cfg: TrainConfig, steps_per_epoch: int = 1) -> ABCLoss:
+    """The training loss of ``cfg`` as a head; its AB terms warm up over ``ab_warmup_epochs``."""
+    basis = HEAD_BASIS[cfg.loss]
+    return ABCLoss(NUM_CLASSES, LATENT_DIM, basis=basis, s=cfg.s if basis != "sce" else 0.0, m=cfg.m,
+                   k1=cfg.k1, k2=cfg.k2, warmup_steps=cfg.ab_warmup_epochs * steps_per_epoch)
+
+
+def build_model(cfg: TrainConfig, steps_per_epoch: int = 1) -> ABCLNet:
+    return ABCLNet(build_head(cfg, steps_per_epoch), cfg.arch, hypersphere=cfg.loss == Loss.HT_SCE,
+                   dropout=cfg.dropout)

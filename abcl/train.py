@@ -18,7 +18,6 @@ from abcl import ABCLError
 from abcl.config import TrainConfig
 from abcl.data import Dataset, as_float_images
 from abcl.device import device_name, on_device, resolve_device
-from abcl.losses import build_loss
 from abcl.models import ABCLNet, build_model
 from abcl.records import library_versions, save_torch, write_json
 
@@ -52,13 +51,6 @@ def _scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def _ab_ramp(cfg: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
-    """Linear warm-up of k1 and k2 from 0 over ``ab_warmup_epochs`` (their terms dwarf L_B at init)."""
-    if cfg.ab_warmup_epochs <= 0:
-        return 1.0
-    return min(1.0, (epoch + step / steps_per_epoch) / cfg.ab_warmup_epochs)
-
-
 def _rng_state(generator: torch.Generator) -> dict[str, Any]:
     state = {"shuffle": generator.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -80,32 +72,32 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
 
 
 class StepLoss(nn.Module):
-    """The differentiable half of a training step: bf16 forward pass and loss (with the AB ramp
-    as a 0-dim tensor), one module so that a CUDA graph can hold both. Returns the loss and the
-    number of correct training predictions."""
+    """The differentiable half of a training step: bf16 forward pass and loss (the head's AB
+    warm-up counter advancing on the device), one module so that a CUDA graph can hold both.
+    Returns the loss and the number of correct training predictions."""
 
-    def __init__(self, model: ABCLNet, loss_fn):
+    def __init__(self, model: ABCLNet):
         super().__init__()
-        self.model, self.loss_fn = model, loss_fn
+        self.model = model
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor, ramp: torch.Tensor):
+    def forward(self, images: torch.Tensor, labels: torch.Tensor):
         # no autocast weight cache: each weight is cast once per step anyway, and CUDA graphs need it off
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.is_cuda, cache_enabled=False):
-            out = self.model.head_output(images)
-            loss = self.loss_fn(out, labels, ramp=ramp)
-        return loss, (out.logits.detach().argmax(1) == labels).sum()
+            loss, logits = self.model.training_loss(images, labels)
+        return loss, (logits.detach().argmax(1) == labels).sum()
 
 
-def graphed(step: StepLoss, images: torch.Tensor, labels: torch.Tensor, ramp: torch.Tensor) -> StepLoss:
+def graphed(step: StepLoss, images: torch.Tensor, labels: torch.Tensor) -> StepLoss:
     """``step`` with its forward and backward passes captured as CUDA graphs, each replayed as one
     launch: a 10-epoch MNIST training is launch-bound (~100 small kernels per pass), not
     compute-bound. ``images`` and ``labels`` are one batch's shapes (copied: the graph keeps its
-    own input buffers); ``ramp`` must be the tensor every later call passes. The capture's warm-up
-    passes draw dropout masks, so the CUDA random state is put back: a graphed training draws
-    the same masks as an eager one."""
+    own input buffers). The capture's warm-up passes draw dropout masks and advance the AB
+    warm-up counter, so both are put back: a graphed training draws and ramps as an eager one."""
     cuda_rng = torch.cuda.get_rng_state(images.device)
-    step = torch.cuda.make_graphed_callables(step, (images.clone(), labels.clone(), ramp),
-                                             allow_unused_input=True)
+    counter = step.model.head.step
+    start = counter.clone()
+    step = torch.cuda.make_graphed_callables(step, (images.clone(), labels.clone()), allow_unused_input=True)
+    counter.copy_(start)
     torch.cuda.set_rng_state(cuda_rng, images.device)
     return step
 
@@ -119,7 +111,7 @@ def resident_images(data: Dataset) -> torch.Tensor:
 @dataclass
 class Training:
     """What one training run steps through: the model, its step (eager or graphed), optimizer and
-    schedule, the device-resident training split, the AB ramp tensor and the shuffle generator."""
+    schedule, the device-resident training split and the shuffle generator."""
 
     cfg: TrainConfig
     model: ABCLNet
@@ -128,7 +120,6 @@ class Training:
     scheduler: Any
     images: torch.Tensor
     labels: torch.Tensor
-    ramp: torch.Tensor
     shuffle: torch.Generator
     cuda_graphs: bool
 
@@ -143,10 +134,7 @@ class Training:
         order = torch.randperm(n_train, device=dev, generator=self.shuffle)
         for i in range(steps):
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            ramp_value = _ab_ramp(cfg, epoch, i, steps)
-            if ramp_value != 1.0 or i == 0:  # constant 1 after the warm-up: no fill per step
-                self.ramp.fill_(ramp_value)
-            loss, hits = self.step(self.images[idx], self.labels[idx], self.ramp)
+            loss, hits = self.step(self.images[idx], self.labels[idx])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -174,17 +162,18 @@ def prepare_training(cfg: TrainConfig, dataset: Dataset, dev: torch.device, cuda
     seed_everything(cfg.seed)
     torch.backends.cudnn.benchmark = dev.type == "cuda"
     data = dataset.to(dev)
-    model = on_device(build_model(cfg), dev)
-    step = StepLoss(model, build_loss(cfg))
+    steps = steps_per_epoch(len(data.train_y), cfg.batch_size)
+    model = on_device(build_model(cfg, steps), dev)
+    step = StepLoss(model)
     optimizer = _optimizer(cfg, model)
-    scheduler = _scheduler(cfg, optimizer, cfg.epochs * steps_per_epoch(len(data.train_y), cfg.batch_size))
+    scheduler = _scheduler(cfg, optimizer, cfg.epochs * steps)
     shuffle = torch.Generator(device=dev).manual_seed(cfg.seed)
-    images, ramp = resident_images(data), torch.ones((), device=dev)
+    images = resident_images(data)
     cuda_graphs = cuda_graphs and dev.type == "cuda"
     if cuda_graphs:
         batch = slice(0, min(cfg.batch_size, len(images)))
-        step = graphed(step, images[batch], data.train_y[batch], ramp)
-    return Training(cfg, model, step, optimizer, scheduler, images, data.train_y, ramp, shuffle, cuda_graphs)
+        step = graphed(step, images[batch], data.train_y[batch])
+    return Training(cfg, model, step, optimizer, scheduler, images, data.train_y, shuffle, cuda_graphs)
 
 
 def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device: str = "auto",

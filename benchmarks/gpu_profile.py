@@ -27,7 +27,6 @@ import torch
 
 from abcl.attacks import AttackView
 from abcl.config import TrainConfig
-from abcl.losses import build_loss
 from abcl.models import build_model
 from abcl.device import resolve_device
 from abcl.train import StepLoss, graphed
@@ -62,15 +61,15 @@ def training_setup(arch: str, batch: int, device: torch.device, channels_last: b
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=capturable, fused=fused)
     images = torch.rand(batch, 1, 28, 28, device=device).contiguous(memory_format=memory_format)
     labels = torch.randint(0, 10, (batch,), device=device)
-    return model, build_loss(cfg), optimizer, images, labels
+    return model, optimizer, images, labels
 
 
 def train_step_fn(arch: str, batch: int, device: torch.device, channels_last: bool, bf16: bool):
-    model, loss_fn, optimizer, images, labels = training_setup(arch, batch, device, channels_last)
+    model, optimizer, images, labels = training_setup(arch, batch, device, channels_last)
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_fn(model.head_output(images), labels, ramp=1.0)
+            loss = model.training_loss(images, labels)[0]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -81,14 +80,13 @@ def graphed_train_step_fn(arch: str, batch: int, device: torch.device):
     """The same step (channels_last, bf16) captured once as a CUDA graph and replayed: what
     removing every kernel-launch and Python overhead would give (Adam with capturable=True;
     a fresh batch is copied into the static input before each replay, as training would)."""
-    model, loss_fn, optimizer, source, labels = training_setup(arch, batch, device, True, capturable=True)
+    model, optimizer, source, labels = training_setup(arch, batch, device, True, capturable=True)
     static_x = source.clone()
-    ramp = torch.ones((), device=device)
 
     def step():
         optimizer.zero_grad(set_to_none=False)
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            loss = loss_fn(model.head_output(static_x), labels, ramp=ramp)
+            loss = model.training_loss(static_x, labels)[0]
         loss.backward()
         optimizer.step()
         return loss
@@ -112,16 +110,15 @@ def graphed_train_step_fn(arch: str, batch: int, device: torch.device):
 def abcl_graphed_step_fn(arch: str, batch: int, device: torch.device):
     """abcl's own graphed step (abcl.train.graphed: forward and backward as CUDA graphs, fused
     Adam eager), a fresh batch gathered from a resident set each step, as train_model does."""
-    model, loss_fn, optimizer, _, _ = training_setup(arch, batch, device, True, fused=True)
+    model, optimizer, _, _ = training_setup(arch, batch, device, True, fused=True)
     images = torch.rand(8 * batch, 1, 28, 28, device=device)
     labels = torch.randint(0, 10, (8 * batch,), device=device)
-    ramp = torch.ones((), device=device)
-    step = graphed(StepLoss(model, loss_fn), images[:batch], labels[:batch], ramp)
+    step = graphed(StepLoss(model), images[:batch], labels[:batch])
     picks = itertools.cycle([torch.randperm(8 * batch, device=device)[:batch] for _ in range(8)])
 
     def train_step():
         idx = next(picks)
-        loss, _ = step(images[idx], labels[idx], ramp)
+        loss, _ = step(images[idx], labels[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -1,21 +1,22 @@
-"""Loss math against hand-computed values and a plain-loop reference; invariances."""
+"""Loss math against hand-computed values, a plain per-sample loop and an independent
+implementation (pytorch-metric-learning); invariances; the losses as a drop-in library."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
+from pytorch_metric_learning import losses as pml
 
 from abcl.config import ConfigError, TrainConfig
-from abcl.losses import (AngularBoundaryLoss, CosFaceLoss, CosSCE, SoftmaxCE, build_loss, inter_class_term,
+from abcl.losses import (ABCLoss, CosFaceLoss, CosSCELoss, SoftmaxCELoss, cosface_logits, inter_class_term,
                          intra_class_term)
-from abcl.models import ABCLNet, HeadOutput
+from abcl.models import build_model
 
 COS = torch.tensor([[0.8, 0.6, -0.1], [0.2, -0.5, 0.9]])
 LABELS = torch.tensor([0, 1])
-
-
-def out(cos, logits=None):
-    return HeadOutput(logits if logits is not None else cos, cos)
 
 
 def loop_cosface(cos, labels, s, m):
@@ -28,25 +29,42 @@ def loop_cosface(cos, labels, s, m):
     return total / len(cos)
 
 
+def loop_abcl(loss: ABCLoss, embeddings: torch.Tensor, labels: torch.Tensor, ramp: float = 1.0) -> float:
+    """ABCLoss's formula one sample at a time in Python floats (float64), from SPEC.md."""
+    weights = loss.class_weights().detach().double().tolist()
+    bias = loss.fc.bias.detach().double().tolist() if loss.basis == "sce" else None
+    n_classes, total = len(weights), 0.0
+    for y, d in zip(embeddings.detach().double().tolist(), labels.tolist()):
+        norm_y = math.sqrt(sum(v * v for v in y))
+        cos = [sum(a * b for a, b in zip(y, w)) / (norm_y * math.sqrt(sum(b * b for b in w))) for w in weights]
+        if loss.basis == "sce":
+            z = [sum(a * b for a, b in zip(y, w)) + b0 for w, b0 in zip(weights, bias)]
+        else:
+            margin = loss.m if loss.basis == "cosface" else 0.0
+            z = [loss.s * (c - (margin if j == d else 0.0)) for j, c in enumerate(cos)]
+        top = max(z)
+        basis = -(z[d] - top - math.log(sum(math.exp(v - top) for v in z)))
+        intra = (1.0 - cos[d]) ** 2
+        rival = max(c for j, c in enumerate(cos) if j != d)
+        inter = max(0.0, rival + 1.0 / (n_classes - 1)) ** 2
+        total += basis + ramp * (loss.k1 * intra + loss.k2 * inter)
+    return total / len(labels)
+
+
 def test_softmax_ce_hand_value():
-    logits = torch.tensor([[2.0, 0.0, 0.0]])
-    expected = -math.log(math.exp(2) / (math.exp(2) + 2))  # 0.2395
-    assert SoftmaxCE()(out(COS[:1], logits), torch.tensor([0])).item() == pytest.approx(expected, abs=1e-6)
+    loss = SoftmaxCELoss(num_classes=3, embedding_size=2)
+    with torch.no_grad():
+        loss.fc.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+        loss.fc.bias.zero_()
+    expected = -math.log(math.exp(2) / (math.exp(2) + 2))  # logits (2, 0, 0): 0.2395
+    assert loss(torch.tensor([[2.0, 0.0]]), torch.tensor([0])).item() == pytest.approx(expected, abs=1e-6)
     assert expected == pytest.approx(0.2395, abs=1e-4)
 
 
 @pytest.mark.parametrize("s,m", [(1.0, 0.0), (5.0, 0.35), (16.0, 0.2), (64.0, 0.5)])
-def test_cosface_matches_loop(s, m):
-    value = CosFaceLoss(s, m)(out(COS), LABELS).item()
+def test_cosface_formula_matches_loop(s, m):
+    value = F.cross_entropy(cosface_logits(COS, LABELS, s, m), LABELS).item()
     assert value == pytest.approx(loop_cosface(COS, LABELS, s, m), rel=1e-5)
-
-
-def test_cos_sce_is_cosface_without_margin():
-    assert CosSCE(4.0)(out(COS), LABELS).item() == pytest.approx(loop_cosface(COS, LABELS, 4.0, 0.0), rel=1e-6)
-
-
-def test_margin_raises_training_loss():
-    assert CosFaceLoss(5.0, 0.35)(out(COS), LABELS) > CosSCE(5.0)(out(COS), LABELS)
 
 
 def test_intra_class_term_hand_value():
@@ -74,36 +92,109 @@ def test_ab_terms_zero_at_optimum_positive_away():
     assert inter_class_term(away, labels).item() > 0
 
 
-def test_total_loss_combines_terms_with_ramp():
-    loss = AngularBoundaryLoss(CosFaceLoss(5.0, 0.2), k1=512, k2=64)
-    base = CosFaceLoss(5.0, 0.2)(out(COS), LABELS).item()
-    expected = base + 0.5 * (512 * 1.145 + 64 * 1.585)
-    assert loss(out(COS), LABELS, ramp=0.5).item() == pytest.approx(expected, rel=1e-5)
-    assert loss(out(COS), LABELS, ramp=0.0).item() == pytest.approx(base, rel=1e-6)
+LOSSES = {
+    "sce": lambda: SoftmaxCELoss(7, 12),
+    "cos_sce": lambda: CosSCELoss(7, 12, s=4.0),
+    "cosface": lambda: CosFaceLoss(7, 12, s=5.0, m=0.35),
+    "sce+AB": lambda: ABCLoss(7, 12, basis="sce", k1=3.0, k2=2.0),
+    "cos_sce+AB": lambda: ABCLoss(7, 12, basis="cos_sce", s=8.0, k1=512.0, k2=64.0),
+    "ABCL": lambda: ABCLoss(7, 12),
+}
 
 
-def test_zero_k_equals_plain_ht_sce():
-    cfg = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=0.0, k2=0.0)
-    loss = build_loss(cfg)
-    assert loss(out(COS), LABELS).item() == pytest.approx(CosFaceLoss(5.0, 0.2)(out(COS), LABELS).item(), abs=0)
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("autocast", [False, True], ids=["float32", "bf16-autocast"])
+def test_losses_match_per_sample_loop(name, autocast):
+    torch.manual_seed(1)
+    loss = LOSSES[name]()
+    embeddings, labels = torch.randn(16, 12) * 3, torch.randint(0, 7, (16,))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        value = loss(embeddings, labels)
+    assert value.dtype == torch.float32
+    # cosines and the loss stay float32 under autocast; only sce's W y + b runs in bf16
+    rel = 2e-2 if autocast and loss.basis == "sce" else 1e-5
+    assert value.item() == pytest.approx(loop_abcl(loss, embeddings, labels), rel=rel)
+
+
+def test_cosface_equals_pytorch_metric_learning():
+    """Independent implementation: with k1 = k2 = 0, the same weights, s and m give the same loss
+    and the same gradients (pytorch-metric-learning keeps W as K x C)."""
+    torch.manual_seed(2)
+    ours = CosFaceLoss(num_classes=10, embedding_size=16, s=5.0, m=0.35)
+    theirs = pml.CosFaceLoss(num_classes=10, embedding_size=16, margin=0.35, scale=5.0)
+    with torch.no_grad():
+        theirs.W.copy_(ours.weight.t())
+    embeddings, labels = torch.randn(32, 16), torch.randint(0, 10, (32,))
+    ours_in, theirs_in = embeddings.clone().requires_grad_(), embeddings.clone().requires_grad_()
+    ours_value, theirs_value = ours(ours_in, labels), theirs(theirs_in, labels)
+    ours_value.backward()
+    theirs_value.backward()
+    torch.testing.assert_close(ours_value, theirs_value, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours_in.grad, theirs_in.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(ours.weight.grad, theirs.W.grad.t(), rtol=1e-5, atol=1e-7)
+
+
+def test_warmup_ramps_ab_terms_in_training_only_and_is_saved():
+    torch.manual_seed(3)
+    loss = ABCLoss(5, 8, k1=512.0, k2=64.0, warmup_steps=2)
+    embeddings, labels = torch.randn(6, 8), torch.randint(0, 5, (6,))
+    for ramp in (0.0, 0.5, 1.0, 1.0):  # r = min(1, t / 2) for t = 0, 1, 2, 3
+        assert loss(embeddings, labels).item() == pytest.approx(loop_abcl(loss, embeddings, labels, ramp), rel=1e-5)
+    assert loss.step.item() == 4
+    loss.eval()
+    loss(embeddings, labels)
+    with torch.no_grad():
+        loss.train()(embeddings, labels)
+    assert loss.step.item() == 4
+    resumed = ABCLoss(5, 8, k1=512.0, k2=64.0, warmup_steps=2)
+    resumed.load_state_dict(loss.state_dict())
+    assert resumed.step.item() == 4
+
+
+def test_zero_k_equals_plain_cosface():
+    torch.manual_seed(4)
+    plain, abcl = CosFaceLoss(10, 10, s=5.0, m=0.2), ABCLoss(10, 10, s=5.0, m=0.2, k1=0.0, k2=0.0)
+    abcl.load_state_dict(plain.state_dict())
+    embeddings, labels = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    assert abcl(embeddings, labels).item() == plain(embeddings, labels).item()
 
 
 @pytest.mark.parametrize("loss", ["cos_sce", "cosface", "ht_sce"])
 def test_cosine_logits_invariant_to_feature_norm(loss):
     torch.manual_seed(0)
-    model = ABCLNet("small", loss, s=5.0).eval()
+    head = build_model(TrainConfig(loss=loss, s=5.0)).eval().head
     latent = torch.randn(6, 10)
     for scale in (1e-3, 0.5, 7.0, 1e4):
-        torch.testing.assert_close(model.head(latent * scale)[0], model.head(latent)[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(head.logits(latent * scale), head.logits(latent), rtol=1e-5, atol=1e-5)
 
 
 def test_inference_logits_have_no_margin(mnist5k):
     torch.manual_seed(0)
-    model = ABCLNet("small", "cosface", s=5.0).eval()
+    model = build_model(TrainConfig(loss="cosface", s=5.0, m=0.35)).eval()
     x = mnist5k.test_x[:8].float() / 255
-    head = model.head_output(x)
-    torch.testing.assert_close(model(x), 5.0 * head.cos)
-    assert head.cos.abs().max() <= 1.0 + 1e-6
+    cos = model.head.cosine(model.latent(x))
+    torch.testing.assert_close(model(x), 5.0 * cos)
+    assert cos.abs().max() <= 1.0 + 1e-6
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"basis": "arcface"}, "unknown basis 'arcface'; choose one of sce, cos_sce, cosface"),
+    ({"s": 0.0}, "a cosine basis needs a scale s > 0, got 0.0"),
+    ({"k1": -1.0}, "k1 must be >= 0, got -1.0"),
+    ({"k2": float("nan")}, "k2 must be >= 0, got nan"),
+])
+def test_bad_loss_arguments_raise_clear_error(bad, message):
+    with pytest.raises(ValueError) as caught:
+        ABCLoss(10, 10, **bad)
+    assert str(caught.value) == message
+
+
+def test_import_abcl_losses_pulls_in_torch_only():
+    heavy = ["snakemake", "seaborn", "torchattacks", "pandas", "matplotlib", "yaml", "jsonschema", "sklearn",
+             "torchvision", "abcl.config"]
+    code = f"import sys, abcl.losses; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("bad,message", [

@@ -38,15 +38,15 @@ def test_abcl_loss_trains(mnist5k, tmp_path):
 
 
 def test_nan_loss_stops_with_epoch_and_config_and_leaves_no_result(mnist5k, tmp_path, monkeypatch):
-    import abcl.train
+    from abcl.losses import ABCLoss
 
-    real = abcl.train.build_loss
+    real = ABCLoss.loss_and_logits
 
-    def nan_loss(cfg):
-        loss = real(cfg)
-        return lambda out, labels, ramp=1.0: loss(out, labels, ramp) * torch.tensor(float("nan"))
+    def nan_loss(self, embeddings, labels):
+        loss, logits = real(self, embeddings, labels)
+        return loss * torch.tensor(float("nan")), logits
 
-    monkeypatch.setattr(abcl.train, "build_loss", nan_loss)
+    monkeypatch.setattr(ABCLoss, "loss_and_logits", nan_loss)
     cfg = TrainConfig(loss="cosface", s=5.0, m=0.35, epochs=2)
     with pytest.raises(TrainingDiverged, match=r"non-finite training loss \(nan\) in epoch 1 of loss=cosface s=5"):
         train_model(cfg, mnist5k, tmp_path, device="cpu", progress=False)
@@ -129,14 +129,15 @@ def emulated_make_graphed_callables(module, sample_args, num_warmup_iters=3, all
 def test_training_loop_keeps_the_cuda_graph_contract(mnist5k, monkeypatch):
     """With graphs emulated on the CPU (static buffers reused by every call, warm-up draws
     undone), a graphed AB training matches the eager one: the loop reads each output before the
-    next call overwrites it, passes the ramp the graph reads, and restores the random state."""
+    next call overwrites it, and the capture puts back the random state and the AB warm-up
+    counter its warm-up passes advanced."""
     cfg = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512, k2=64, epochs=2, seed=4)
 
     def history(graphs):
         run = prepare_training(cfg, mnist5k, torch.device("cpu"))
         if graphs:  # as prepare_training does on CUDA: one batch's shapes, before any epoch
             batch = slice(0, cfg.batch_size)
-            run.step = graphed(run.step, run.images[batch], run.labels[batch], run.ramp)
+            run.step = graphed(run.step, run.images[batch], run.labels[batch])
         return [run.epoch(epoch).tolist() for epoch in range(cfg.epochs)]
 
     eager = history(False)
