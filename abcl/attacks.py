@@ -97,6 +97,45 @@ class APGDLogSpaceCE(torchattacks.APGD):
         return ce_in_log_space(x, y)
 
 
+# ---------------------------------------------------------------- attacks inside adversarial training
+# Hand-written, not torchattacks: its attacks check the input range with a host sync per call and
+# toggle the model's mode; these run on the device without a sync and leave the mode to the caller.
+Budget = float | torch.Tensor  # a 0-dim device tensor while a budget ramps up: no host sync
+
+
+def _project_linf(adv: torch.Tensor, images: torch.Tensor, eps: Budget) -> torch.Tensor:
+    return torch.minimum(torch.maximum(adv, images - eps), images + eps).clamp_(0.0, 1.0)
+
+
+def pgd_linf_examples(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Budget, steps: int,
+                      step_size: Budget) -> torch.Tensor:
+    """Madry et al.'s PGD: x' uniform in the L-inf ball, then ``steps`` times
+    x' <- Proj_{B(x, eps) and [0,1]}(x' + step_size * sign(grad_x' u)), u = :func:`ce_in_log_space`
+    (the CE's direction without its saturation blind spot)."""
+    adv = _project_linf(images + (2 * torch.rand_like(images) - 1) * eps, images, eps)
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        ascent = ce_in_log_space(model(adv).float(), labels).sum()
+        grad, = torch.autograd.grad(ascent, adv)
+        adv = _project_linf(adv.detach() + step_size * grad.sign(), images, eps)
+    return adv.detach()
+
+
+def trades_linf_examples(model: nn.Module, images: torch.Tensor, eps: Budget, steps: int,
+                         step_size: Budget) -> torch.Tensor:
+    """TRADES' inner maximization (Zhang et al.): x' = x + 0.001 N(0, I), then ``steps`` signed steps
+    ascending KL(p(x) || p(x')), computed from log-probabilities in float32, projected as PGD's."""
+    with torch.no_grad():
+        target = F.log_softmax(model(images).float(), dim=1)
+    adv = _project_linf(images + 0.001 * torch.randn_like(images), images, eps)
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        divergence = F.kl_div(F.log_softmax(model(adv).float(), dim=1), target, log_target=True, reduction="sum")
+        grad, = torch.autograd.grad(divergence, adv)
+        adv = _project_linf(adv.detach() + step_size * grad.sign(), images, eps)
+    return adv.detach()
+
+
 def fgsm_linf(model: nn.Module, eps: float) -> torchattacks.Attack:
     """x' = clip_[0,1](x + eps * sign(grad_x CE))."""
     return torchattacks.FGSM(model, eps=eps)

@@ -205,16 +205,35 @@ def cmd_masking(args: argparse.Namespace, config: dict | None) -> None:
 def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
     import pandas as pd
 
-    from abcl.records import atomic_path
-    from abcl.report import claims_report
+    from abcl.records import atomic_path, read_json
+    from abcl.report import claims_report, data_note, load_corrects
     from abcl.tables import read_csvs, read_named_csvs
-    from abcl.report import load_corrects
+    record = read_json(args.dataset_record)
     text = claims_report(read_named_csvs(args.fig1), read_csvs(args.fig2), read_named_csvs(args.table),
                          pd.read_csv(args.separability), pd.read_csv(args.masking) if args.masking else None,
-                         load_corrects(args.correct))
+                         load_corrects(args.correct), data_note(record["dataset"], record["n_train"]),
+                         read_named_csvs(args.adversarial) if args.adversarial else None, args.adversarial_note)
     with atomic_path(args.out) as part:
         part.write_text(text)
     print(text)
+
+
+def cmd_adversarial(args: argparse.Namespace, config: dict | None) -> None:
+    from abcl.records import atomic_path, write_csv
+    from abcl.report import adversarial_report, load_corrects, stats_table
+    from abcl.tables import read_named_csvs
+    evals = read_named_csvs(args.evals)
+    text = adversarial_report(evals, load_corrects(args.correct))
+    write_csv(stats_table(evals), args.out_csv)
+    with atomic_path(args.out_md) as part:
+        part.write_text(text)
+    print(text)
+
+
+def cmd_fig_adversarial(args: argparse.Namespace, config: dict | None) -> None:
+    from abcl import figures
+    from abcl.tables import read_named_csvs
+    print(figures.adversarial_curves(read_named_csvs(args.inputs), args.out).to_string(index=False))
 
 
 def cmd_leaderboard(args: argparse.Namespace, config: dict | None) -> None:
@@ -348,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gradients", nargs="+", required=True, help="gradient CSVs of the same models")
     p.add_argument("--out", required=True)
 
-    p = command("claims", cmd_claims, "computed verdicts on the paper's four claims (Markdown)")
+    p = command("claims", cmd_claims, "computed verdicts on the paper's four claims and ours (Markdown)")
     p.add_argument("--fig1", nargs="+", required=True, metavar="NAME=CSV", help="evaluation CSVs of the Fig. 1 models")
     p.add_argument("--fig2", nargs="+", required=True, help="evaluation CSVs of the Fig. 2 models")
     p.add_argument("--table", nargs="+", required=True, metavar="NAME=CSV", help="evaluation CSVs of the table models")
@@ -356,7 +375,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masking", help="masking report CSV")
     p.add_argument("--correct", nargs="+", required=True,
                    help="per-image results (correct.npz) of the models compared, for the paired tests")
+    p.add_argument("--dataset-record", required=True,
+                   help="the prepared dataset's JSON record (its training-set size decides the subset note)")
+    p.add_argument("--adversarial", nargs="+", metavar="NAME=CSV",
+                   help="evaluation CSVs of the adversarially trained models: adds claim 5")
+    p.add_argument("--adversarial-note", default="",
+                   help="without --adversarial: where claim 5 is built instead")
     p.add_argument("--out", required=True)
+
+    p = command("adversarial", cmd_adversarial, "adversarially trained models: table and claim 5 (Markdown, CSV)")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
+    p.add_argument("--correct", nargs="+", required=True, help="the models' correct.npz, for the paired tests")
+    p.add_argument("--evals", nargs="+", required=True, metavar="NAME=CSV", help="evaluation CSV per model and seed")
+
+    p = command("fig-adversarial", cmd_fig_adversarial, "robust accuracy vs eps of the adversarially trained models")
+    p.add_argument("--out", required=True, help="PNG path (a PDF is written beside it)")
+    p.add_argument("inputs", nargs="+", metavar="NAME=CSV", help="evaluation CSV per model and seed")
 
     p = command("leaderboard", cmd_leaderboard, "leaderboard: clean and AutoAttack robust accuracy per model",
                 "Leaderboard in RobustBench's shape: clean and AutoAttack robust accuracy per threat model and "

@@ -51,6 +51,12 @@ class Schedule(StrEnum):
     CONSTANT = "constant"
 
 
+class Adversarial(StrEnum):
+    NONE = "none"
+    PGD = "pgd"
+    TRADES = "trades"
+
+
 # ---------------------------------------------------------------- the schema
 @functools.cache
 def schema() -> dict[str, Any]:
@@ -175,8 +181,11 @@ def setting(config: dict[str, Any] | None, key: str) -> Any:
 
 
 # ---------------------------------------------------------------- one trained model
-_FLOATS = ("s", "m", "k1", "k2", "lr", "weight_decay", "dropout", "ab_warmup_epochs")
-_ENUMS = {"loss": Loss, "arch": Arch, "optimizer": Optimizer, "schedule": Schedule}
+_FLOATS = ("s", "m", "k1", "k2", "lr", "weight_decay", "dropout", "ab_warmup_epochs", "adv_eps", "adv_step_size",
+           "trades_beta", "adv_eps_warmup_epochs")
+_ENUMS = {"loss": Loss, "arch": Arch, "optimizer": Optimizer, "schedule": Schedule, "adversarial": Adversarial}
+# the training attack's settings: absent from a clean model's record (and hash), where they mean nothing
+ADVERSARIAL_KEYS = ("adv_eps", "adv_steps", "adv_step_size", "trades_beta", "adv_eps_warmup_epochs")
 
 
 def _train_default(name: str) -> Any:
@@ -204,6 +213,12 @@ class TrainConfig:
     weight_decay: float = _train_default("weight_decay")
     dropout: float = _train_default("dropout")
     ab_warmup_epochs: float = _train_default("ab_warmup_epochs")
+    adversarial: Adversarial = _train_default("adversarial")
+    adv_eps: float = _train_default("adv_eps")  # L-inf budget of the training attack
+    adv_steps: int = _train_default("adv_steps")
+    adv_step_size: float = _train_default("adv_step_size")
+    trades_beta: float = _train_default("trades_beta")
+    adv_eps_warmup_epochs: float = _train_default("adv_eps_warmup_epochs")
 
     def __post_init__(self) -> None:
         plain = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -215,7 +230,12 @@ class TrainConfig:
             object.__setattr__(self, name, float(plain[name]))
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (v.value if isinstance(v := getattr(self, f.name), StrEnum) else v) for f in fields(self)}
+        """Every setting; a clean model's lacks the training attack's (so its hash predates them)."""
+        plain = {f.name: (v.value if isinstance(v := getattr(self, f.name), StrEnum) else v) for f in fields(self)}
+        if self.adversarial is Adversarial.NONE:
+            for key in ("adversarial", *ADVERSARIAL_KEYS):
+                del plain[key]
+        return plain
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -225,8 +245,9 @@ class TrainConfig:
         return config_hash(self.to_dict())
 
     def describe(self) -> str:
+        adversarial = "" if self.adversarial is Adversarial.NONE else f" adversarial={self.adversarial}"
         return (f"loss={self.loss} s={self.s:g} m={self.m:g} k1={self.k1:g} k2={self.k2:g} "
-                f"seed={self.seed} arch={self.arch} dataset={self.dataset}")
+                f"seed={self.seed} arch={self.arch} dataset={self.dataset}{adversarial}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -301,8 +322,15 @@ def attack_specs(attacks: dict[str, Any]) -> list[AttackSpec]:
 # ---------------------------------------------------------------- the experiment plan
 # The models the paper's claims compare, by the names every figure, table and report shows.
 SCE, COSFACE, HT_SCE, ABCL = "SCE", "CosFace", "HT-SCE", "ABCL"
-OUTPUTS = ("fig1", "fig2", "fig3", "table")
+OUTPUTS = ("fig1", "fig2", "fig3", "table", "adversarial")
 RUN_PATH = "loss~{loss}/s~{s}/m~{m}/k1~{k1}/k2~{k2}/seed~{seed}"
+ADVERSARIAL_PATH = "at~{adversarial}/"  # prefix of an adversarially trained model's RUN_PATH
+ADVERSARIAL_NAMES = {Adversarial.PGD: "PGD-AT", Adversarial.TRADES: "TRADES"}
+_NUMBER = r"[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?"
+# what a Run.path can be (the workflow's {run} wildcard)
+RUN_PATH_REGEX = (f"(at~({'|'.join(a.value for a in ADVERSARIAL_NAMES)})/)?"
+                  + RUN_PATH.format(loss=f"({'|'.join(loss.value for loss in Loss)})", s=_NUMBER, m=_NUMBER,
+                                    k1=_NUMBER, k2=_NUMBER, seed="[0-9]+"))
 
 
 def results_dir(config: dict[str, Any]) -> str:
@@ -335,7 +363,9 @@ class Run:
 
     @property
     def path(self) -> str:
-        return RUN_PATH.format(**self.wildcards)
+        prefix = "" if self.train.adversarial is Adversarial.NONE else ADVERSARIAL_PATH.format(
+            adversarial=self.train.adversarial)
+        return prefix + RUN_PATH.format(**self.wildcards)
 
     def attacks_json(self) -> str:
         return json.dumps(self.attacks, sort_keys=True)
@@ -371,9 +401,14 @@ class Plan:
 
 
 def _train_config(config: dict[str, Any], loss: Loss, seed: int, s: float | None = None,
-                  k1: float = 0.0, k2: float = 0.0) -> TrainConfig:
+                  k1: float = 0.0, k2: float = 0.0, adversarial: Adversarial = Adversarial.NONE) -> TrainConfig:
     params = dict(config["losses"].get(loss, {}))
     train = {k: v for k, v in config["train"].items() if k not in EXECUTION_KEYS}
+    if adversarial is not Adversarial.NONE:
+        at = config["adversarial"]
+        train |= {"adversarial": adversarial, "adv_eps": at["eps"], "adv_steps": at["steps"],
+                  "adv_step_size": at["step_size"], "trades_beta": at["trades_beta"],
+                  "adv_eps_warmup_epochs": at["eps_warmup_epochs"]}
     return TrainConfig(loss=loss, s=params.get("s", 0.0) if s is None else s, m=params.get("m", 0.0),
                        k1=k1, k2=k2, seed=seed, dataset=config["dataset"], **train)
 
@@ -407,6 +442,12 @@ def experiment_plan(config: dict[str, Any]) -> Plan:
             declared.append(("table", name, training))
             if name != HT_SCE and seed == seeds[0]:  # Fig. 3: the first seed's SCE, CosFace and ABCL
                 declared.append(("fig3", name, training))
+    adversarial = config.get("adversarial", {})
+    for method in map(Adversarial, adversarial.get("methods", [])):
+        for name in adversarial["models"]:
+            loss, k1, k2 = compared[name]
+            declared += [("adversarial", f"{name} {ADVERSARIAL_NAMES[method]}",
+                          _train_config(config, loss, seed, k1=k1, k2=k2, adversarial=method)) for seed in seeds]
 
     names: dict[str, str] = {}
     for output, name, training in declared:
@@ -420,7 +461,19 @@ def experiment_plan(config: dict[str, Any]) -> Plan:
     outputs = {key: tuple(o for o in OUTPUTS if (o, key) in fed) for key in names}
     embed = _embed_attacks(config)
     adaptive = {**config["attacks"], **config.get("adaptive_attacks", {})}
-    runs = {t.hash: Run(names[t.hash], t, adaptive if "table" in outputs[t.hash] else dict(config["attacks"]),
-                        embed if "fig3" in outputs[t.hash] else {}, outputs[t.hash]) for _, _, t in declared}
+    # adversarially trained models: the paper's attacks and AutoAttack, the robustness standard
+    autoattack = {**config["attacks"], **{k: v for k, v in config.get("adaptive_attacks", {}).items()
+                                          if k.startswith("autoattack")}}
+    if "autoattack_linf" in autoattack and adversarial.get("methods"):  # also at the training budget
+        eps = sorted({*autoattack["autoattack_linf"]["eps"], adversarial["eps"]})
+        autoattack["autoattack_linf"] = {**autoattack["autoattack_linf"], "eps": eps}
+
+    def attacks(key: str) -> dict[str, Any]:
+        if "table" in outputs[key]:
+            return adaptive
+        return autoattack if "adversarial" in outputs[key] else dict(config["attacks"])
+
+    runs = {t.hash: Run(names[t.hash], t, attacks(t.hash), embed if "fig3" in outputs[t.hash] else {},
+                        outputs[t.hash]) for _, _, t in declared}
     by_output = {o: tuple(dict.fromkeys(runs[t.hash] for out, _, t in declared if out == o)) for o in OUTPUTS}
     return Plan(tuple(runs.values()), by_output)

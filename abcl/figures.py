@@ -1,4 +1,5 @@
-"""Figures 1-3, drawn from the per-model CSV records (gathered by ``abcl.tables``)."""
+"""Figures 1-3 and the adversarial-training curves, drawn from the per-model CSV records
+(gathered by ``abcl.tables``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from abcl.records import atomic_path  # noqa: E402
-from abcl.tables import PAPER_ATTACKS, ordered_evaluations, with_evaluation  # noqa: E402
+from abcl.tables import (ATTACK_NAMES, NORM_SYMBOL, PAPER_ATTACKS, ordered_evaluations, split_method,  # noqa: E402
+                         with_evaluation)
 
 SET_TITLES = {"train": "train", "test": "test", "bim_linf": "BIM L∞ adversarial test",
               "fgsm_l2": "FGSM L2 adversarial test"}
@@ -103,3 +105,34 @@ def fig3_tsne(embeddings: dict[str, pd.DataFrame], out_png: str | Path,
     fig.suptitle("Fig. 3 — t-SNE of the 10-dim latent features (one map per model)", y=1.0)
     fig.tight_layout(rect=(0, 0, 0.94, 1))
     save_figure(fig, out_png)
+
+
+def adversarial_curves(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame:
+    """Adversarially trained models: accuracy (%) against the budget eps, one line per loss, band =
+    seed s.d.; a row of panels per training method, a column per attack (the paper's, AutoAttack)."""
+    frame = with_evaluation(frame[frame.attack != "clean"])
+    names = [split_method(model) for model in frame.model]
+    frame = frame.assign(loss_name=[base for base, _ in names], method=[method for _, method in names])
+    methods = list(dict.fromkeys(frame.method))
+    attacks = [(a, n) for a, n in [(a, n) for n in ("linf", "l2") for a in ("fgsm", "bim", "autoattack")]
+               if ((frame.attack == a) & (frame.norm == n)).any()]
+    sns.set_theme(style="whitegrid", font_scale=1.0)
+    fig, axes = plt.subplots(len(methods), len(attacks), figsize=(3.6 * len(attacks), 3.2 * len(methods)),
+                             squeeze=False, sharey=True)
+    order = list(dict.fromkeys(frame.loss_name))
+    for row, method in enumerate(methods):
+        for col, (attack, norm) in enumerate(attacks):
+            ax = axes[row, col]
+            part = frame[(frame.method == method) & (frame.attack == attack) & (frame.norm == norm)]
+            sns.lineplot(part, x="eps", y="accuracy_pct", hue="loss_name", hue_order=order, style="loss_name",
+                         markers=True, dashes=False, errorbar="sd", ax=ax, legend=row == 0 and col == len(attacks) - 1)
+            label = f"{ATTACK_NAMES[attack]} {NORM_SYMBOL[norm]}"
+            ax.set(title=f"{method}: {label}", xlabel="ε", ylabel="test accuracy (%)" if col == 0 else "", ylim=(0, 100.5))
+            ax.set_xticks(sorted(part.eps.unique()))
+    if len(attacks):
+        axes[0, len(attacks) - 1].legend(title="loss", bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False)
+    fig.suptitle(f"Adversarial training with each loss: robust accuracy vs ε ({frame.seed.nunique()} seed(s), "
+                 "band = s.d.)", y=1.0)
+    fig.tight_layout()
+    save_figure(fig, out_png)
+    return frame.groupby(["model", "evaluation"], sort=False).accuracy_pct.agg(["mean", "std", "count"]).reset_index()

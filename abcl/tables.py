@@ -66,6 +66,12 @@ def load_correct(path: str | Path) -> tuple[str, dict[str, "np.ndarray"]]:
         return str(blob["config_hash"]), {k: blob[k] for k in blob.files if k != "config_hash"}
 
 
+def split_method(model: str) -> tuple[str, str]:
+    """'ABCL PGD-AT' -> ('ABCL', 'PGD-AT'): how the plan names an adversarially trained model."""
+    base, _, method = model.rpartition(" ")
+    return base, method
+
+
 def evaluation_label(attack: str, norm: str, eps: float) -> str:
     return "clean" if attack == "clean" else f"{ATTACK_NAMES[attack]} {NORM_SYMBOL[norm]} ε={eps:g}"
 

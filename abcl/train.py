@@ -15,7 +15,8 @@ from torch import nn
 from tqdm import tqdm
 
 from abcl import ABCLError
-from abcl.config import TrainConfig
+from abcl.adversarial import Objective, natural, training_objective
+from abcl.config import Adversarial, TrainConfig
 from abcl.data import Dataset, as_float_images
 from abcl.device import device_name, on_device, resolve_device
 from abcl.models import ABCLNet, build_model
@@ -74,16 +75,17 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
 class StepLoss(nn.Module):
     """The differentiable half of a training step: bf16 forward pass and loss (the head's AB
     warm-up counter advancing on the device), one module so that a CUDA graph can hold both.
-    Returns the loss and the number of correct training predictions."""
+    Returns the loss and the number of correct predictions on the examples the loss saw (the
+    adversarial ones under PGD-AT)."""
 
-    def __init__(self, model: ABCLNet):
+    def __init__(self, model: ABCLNet, objective: Objective = natural):
         super().__init__()
-        self.model = model
+        self.model, self.objective = model, objective
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor):
         # no autocast weight cache: each weight is cast once per step anyway, and CUDA graphs need it off
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.is_cuda, cache_enabled=False):
-            loss, logits = self.model.training_loss(images, labels)
+            loss, logits = self.objective(self.model, images, labels)
         return loss, (logits.detach().argmax(1) == labels).sum()
 
 
@@ -164,12 +166,13 @@ def prepare_training(cfg: TrainConfig, dataset: Dataset, dev: torch.device, cuda
     data = dataset.to(dev)
     steps = steps_per_epoch(len(data.train_y), cfg.batch_size)
     model = on_device(build_model(cfg, steps), dev)
-    step = StepLoss(model)
+    step = StepLoss(model, training_objective(cfg, steps))
     optimizer = _optimizer(cfg, model)
     scheduler = _scheduler(cfg, optimizer, cfg.epochs * steps)
     shuffle = torch.Generator(device=dev).manual_seed(cfg.seed)
     images = resident_images(data)
-    cuda_graphs = cuda_graphs and dev.type == "cuda"
+    # adversarial steps run an attack loop with its own autograd calls: eager only
+    cuda_graphs = cuda_graphs and dev.type == "cuda" and cfg.adversarial is Adversarial.NONE
     if cuda_graphs:
         batch = slice(0, min(cfg.batch_size, len(images)))
         step = graphed(step, images[batch], data.train_y[batch])

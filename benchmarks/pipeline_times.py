@@ -25,20 +25,22 @@ def stage_times(results: Path) -> pd.DataFrame:
 
 
 def training_times(results: Path) -> pd.DataFrame:
-    """Per training mode (CUDA graphs or not, device): trainings, median first epoch, median later
-    epoch and median time outside the epochs (start-up, capture, saves), all inside train_model."""
+    """Per training mode (device, CUDA graphs or not, adversarial training or not): trainings,
+    median first epoch, median later epoch and median time outside the epochs (start-up,
+    capture, saves), all inside train_model."""
     rows = []
     for path in results.rglob("train.json"):
         record = json.loads(path.read_text())
         epochs = record["epoch_seconds"]
         rows.append({"device": record["device"], "cuda_graphs": record.get("cuda_graphs", False),
+                     "adversarial": record["config"].get("adversarial", "none"),
                      "wall_s": record["wall_time_s"], "first_epoch_s": epochs[0],
                      "later_epoch_s": pd.Series(epochs[1:] or epochs).median(),
                      "outside_epochs_s": record["wall_time_s"] - sum(epochs)})
-    frame = pd.DataFrame(rows, columns=["device", "cuda_graphs", "wall_s", "first_epoch_s", "later_epoch_s",
-                                        "outside_epochs_s"])
-    summary = frame.groupby(["device", "cuda_graphs"]).median()
-    summary.insert(0, "trainings", frame.groupby(["device", "cuda_graphs"]).size())
+    mode = ["device", "cuda_graphs", "adversarial"]
+    frame = pd.DataFrame(rows, columns=[*mode, "wall_s", "first_epoch_s", "later_epoch_s", "outside_epochs_s"])
+    summary = frame.groupby(mode).median()
+    summary.insert(0, "trainings", frame.groupby(mode).size())
     return summary
 
 

@@ -56,11 +56,12 @@ def test_dry_run_plans_one_job_per_configuration(workdir, configfile):
     config = load_config(workdir / configfile)
     dry_run = snakemake("-n", "--configfile", configfile, cwd=workdir).stdout
     jobs = planned_jobs(dry_run)
-    n_models = len(unique_models(config, "fig1", "fig2", "table"))
+    in_default_run = ("adversarial",) if config["adversarial"]["in_default_run"] else ()
+    n_models = len(unique_models(config, "fig1", "fig2", "table", *in_default_run))
     assert jobs["train"] == jobs["evaluate"] == n_models
     assert jobs["features"] == jobs["tsne"] == 3
     assert jobs["prepare_data"] == jobs["fig1"] == jobs["fig2"] == jobs["fig3"] == jobs["table"] == 1
-    expected = {"config/config.yaml": 10, "config/cpu-full.yaml": 10, "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3}
+    expected = {"config/config.yaml": 10, "config/cpu-full.yaml": 10, "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3 + 2 * 3 * 3}
     assert n_models == expected[configfile]
     results = {"config/config.yaml": "results/mnist5k/", "config/cpu-full.yaml": "results/mnist-cpu-full/",
                "config/paper.yaml": "results/mnist/"}[configfile]
@@ -71,7 +72,7 @@ def test_dry_run_plans_one_job_per_configuration(workdir, configfile):
 def test_profile_dry_runs(workdir, profile):
     shutil.copytree(ROOT / "profiles", workdir / "profiles")
     result = snakemake("-n", "--profile", f"profiles/{profile}", "--configfile", "config/paper.yaml", cwd=workdir)
-    assert planned_jobs(result.stdout)["train"] == 147
+    assert planned_jobs(result.stdout)["train"] == 165
     if profile == "slurm":
         assert "group job train" in result.stdout.lower()
 
@@ -110,24 +111,25 @@ def test_cuda_graphs_setting_reaches_each_training_without_renaming_its_model(wo
 
 def test_every_command_receives_what_its_plan_record_says(workdir):
     """Train and evaluate commands carry the record's training config and attacks; the table,
-    masking, claims and Fig. 3 commands name each model as the plan does."""
-    printed = snakemake("-n", "-p", "--forceall", cwd=workdir).stdout
+    masking, claims, Fig. 3 and adversarial-grid commands name each model as the plan does."""
+    printed = snakemake("-n", "-p", "--forceall", "all", "adversarial", cwd=workdir).stdout
     commands = [line.split("Shell command: ", 1)[-1].strip() for line in printed.splitlines()]
     commands = [line for line in commands if line.startswith("abcl ")]
     plan = experiment_plan(load_config(workdir / "config" / "config.yaml"))
 
     def command_of(verb, run, filename):
-        return next(c for c in commands if c.startswith(f"abcl {verb} ") and f"/{run.path}/{filename}" in c)
+        return next(c for c in commands if c.startswith(f"abcl {verb} ") and f"/models/{run.path}/{filename}" in c)
 
     for run in plan.runs:
         assert f"--train-config '{run.train.to_json()}'" in command_of("train", run, "model.pt")
         assert f"--attacks '{run.attacks_json()}'" in command_of("evaluate", run, "model.pt")
         adaptive = "pgd_linf" in run.attacks
         assert adaptive == ("table" in run.outputs)
+        assert ("autoattack_linf" in run.attacks) == ("table" in run.outputs or "adversarial" in run.outputs)
         if "fig3" in run.outputs:
             assert f"--attacks '{run.embed_attacks_json()}'" in command_of("features", run, "model.pt")
     for verb, output in (("table", "table"), ("masking", "table"), ("claims", "table"), ("claims", "fig1"),
-                         ("fig3", "fig3")):
+                         ("fig3", "fig3"), ("adversarial", "adversarial"), ("fig-adversarial", "adversarial")):
         command = next(c for c in commands if c.startswith(f"abcl {verb} "))
         filename = "tsne.csv" if verb == "fig3" else "eval.csv"
         for run in plan.for_output(output):
@@ -149,7 +151,7 @@ def test_snakefmt_check():
 def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     snakemake("--cores", "2", "--configfile", ".test/config.yaml", cwd=workdir)
     results = workdir / "results" / "mnist5k"
-    for name in ("fig1", "fig2", "fig3"):
+    for name in ("fig1", "fig2", "fig3", "adversarial"):
         for ext in ("png", "pdf"):
             path = results / "figures" / f"{name}.{ext}"
             assert path.stat().st_size > 10_000, path
@@ -161,10 +163,15 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     assert float(rows["SCE"][2]) > 50, "one epoch of real training must beat chance by far"
     again = snakemake("--cores", "2", "--configfile", ".test/config.yaml", cwd=workdir)
     assert "Nothing to be done" in again.stdout + again.stderr
-    for name in ("claims.md", "masking.csv", "separability.csv", "table.csv", "leaderboard.csv"):
+    for name in ("claims.md", "masking.csv", "separability.csv", "table.csv", "leaderboard.csv", "adversarial.csv"):
         assert (results / name).stat().st_size > 100, name
     claims = (results / "claims.md").read_text()
     assert "**Verdict: " in claims and "McNemar exact on 100 images" in claims
+    assert "**Subset.** These models trained on 4,000 images (mnist5k)" in claims
+    claim5 = claims[claims.index("## Claim 5"):]
+    assert "| PGD-AT " in claim5 and "| TRADES " in claim5 and "ABCL vs SCE" in claim5
+    adversarial = (results / "adversarial.md").read_text()
+    assert "| ABCL PGD-AT " in adversarial and "| SCE TRADES " in adversarial and "AutoAttack L∞ ε=0.3" in adversarial
     leaderboard = (results / "leaderboard.md").read_text()
     assert "AutoAttack L∞ eps=0.2 (%)" in leaderboard and "| ABCL " in leaderboard
     correct = np.load(next(results.glob("models/loss~sce/*/*/*/*/seed~0/correct.npz")))
@@ -173,10 +180,13 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from pipeline_times import stage_times, training_times
     stages, trainings = stage_times(results), training_times(results)
-    n_models = len(unique_models(load_config(workdir / ".test" / "config.yaml"), "fig1", "fig2", "table"))
+    n_models = len(unique_models(load_config(workdir / ".test" / "config.yaml"), "fig1", "fig2", "table",
+                                 "adversarial"))
     assert stages.loc["train", "jobs"] == stages.loc["eval", "jobs"] == n_models
-    assert trainings.loc[("cpu", False), "trainings"] == n_models
-    assert 0 < trainings.loc[("cpu", False), "later_epoch_s"] < trainings.loc[("cpu", False), "wall_s"]
+    assert trainings.loc[("cpu", False)].trainings.sum() == n_models
+    assert set(trainings.loc[("cpu", False)].index) == {"none", "pgd", "trades"}
+    clean = trainings.loc[("cpu", False, "none")]
+    assert 0 < clean.later_epoch_s < clean.wall_s
 
     # one more s in Fig. 2's grid: only that model is trained, and only what depends on it is redrawn
     grown = workdir / ".test" / "grown.yaml"

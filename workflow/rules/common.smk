@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from abcl.config import (
-    RUN_PATH,
+    RUN_PATH_REGEX,
     ConfigError,
     experiment_plan,
     results_dir,
@@ -32,22 +32,16 @@ os.environ["PATH"] = (
 )
 DATASET = config["dataset"]
 RESULTS = results_dir(config)
-MODEL_DIR = f"{RESULTS}/models/{RUN_PATH}"
-NUMBER = r"[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?"
+MODEL_DIR = f"{RESULTS}/models/{{run}}"  # {run}: a planned model's Run.path
 
 
 wildcard_constraints:
-    loss="sce|cos_sce|cosface|ht_sce",
-    s=NUMBER,
-    m=NUMBER,
-    k1=NUMBER,
-    k2=NUMBER,
-    seed="[0-9]+",
+    run=RUN_PATH_REGEX,
 
 
 def planned_run(wildcards):
-    """The plan's record of the model whose directory the wildcards name."""
-    return PLAN.at(RUN_PATH.format(**wildcards))
+    """The plan's record of the model whose directory the wildcard names."""
+    return PLAN.at(wildcards.run)
 
 
 def model_files(output, filename):
@@ -63,6 +57,37 @@ def named_files(output, filename):
     )
 
 
+# The adversarial grid is built by the named target `adversarial`, and by the default target too
+# when the config says so (then claims.md holds claim 5).
+ADVERSARIAL_IN_DEFAULT_RUN = (
+    bool(PLAN.for_output("adversarial")) and config["adversarial"]["in_default_run"]
+)
+
+
+def adversarial_outputs(wildcards=None):
+    if not PLAN.for_output("adversarial"):
+        raise WorkflowError(
+            "this config trains no adversarial grid: set adversarial.methods (pgd, trades)"
+        )
+    return [f"{RESULTS}/adversarial.md", f"{RESULTS}/figures/adversarial.png"]
+
+
+def default_run_files(output, filename):
+    """``filename`` of the models of ``output`` when the default target builds them."""
+    return model_files(output, filename) if ADVERSARIAL_IN_DEFAULT_RUN else []
+
+
+def claims_adversarial_args():
+    """claims.md's claim 5: its evaluations, or where its own target builds it."""
+    if ADVERSARIAL_IN_DEFAULT_RUN:
+        return f"--adversarial {named_files('adversarial', 'eval.csv')}"
+    note = (
+        "Its grid is a target of its own: `snakemake --cores 2 adversarial` builds "
+        f"{RESULTS}/adversarial.md, which holds this claim's verdict."
+    )
+    return f"--adversarial-note {shlex.quote(note)}"
+
+
 def final_outputs():
     return [
         f"{RESULTS}/figures/fig1.png",
@@ -71,4 +96,4 @@ def final_outputs():
         f"{RESULTS}/table.md",
         f"{RESULTS}/claims.md",
         f"{RESULTS}/leaderboard.md",
-    ]
+    ] + (adversarial_outputs() if ADVERSARIAL_IN_DEFAULT_RUN else [])

@@ -89,3 +89,25 @@ rule table:
     shell:
         "abcl table --out-csv {output.csv} --out-md {output.md} --masking {input.masking} "
         "{params.evals} > {log} 2>&1"
+
+
+rule fig_adversarial:
+    input:
+        model_files("adversarial", "eval.csv"),
+    output:
+        png=report(
+            f"{RESULTS}/figures/adversarial.png",
+            caption="../report/adversarial.rst",
+            category="Beyond the paper",
+        ),
+        pdf=f"{RESULTS}/figures/adversarial.pdf",
+    log:
+        f"{RESULTS}/logs/fig_adversarial.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fig_adversarial.tsv"
+    conda:
+        "../envs/abcl.yaml"
+    params:
+        evals=named_files("adversarial", "eval.csv"),
+    shell:
+        "abcl fig-adversarial --out {output.png} {params.evals} > {log} 2>&1"

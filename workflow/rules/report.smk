@@ -36,8 +36,11 @@ rule claims:
                 model_files("fig1", "correct.npz")
                 + model_files("fig2", "correct.npz")
                 + model_files("table", "correct.npz")
+                + default_run_files("adversarial", "correct.npz")
             )
         ),
+        adversarial=default_run_files("adversarial", "eval.csv"),
+        dataset_record=rules.prepare_data.output.checksum,
     output:
         md=report(
             f"{RESULTS}/claims.md",
@@ -53,10 +56,12 @@ rule claims:
     params:
         fig1=named_files("fig1", "eval.csv"),
         table=named_files("table", "eval.csv"),
+        adversarial=claims_adversarial_args(),
     shell:
         "abcl claims --fig1 {params.fig1} --fig2 {input.fig2} --table {params.table} "
         "--separability {input.separability} --masking {input.masking} "
-        "--correct {input.correct} --out {output.md} > {log} 2>&1"
+        "--correct {input.correct} --dataset-record {input.dataset_record} "
+        "{params.adversarial} --out {output.md} > {log} 2>&1"
 
 
 rule leaderboard:
@@ -79,3 +84,32 @@ rule leaderboard:
         evals=named_files("table", "eval.csv"),
     shell:
         "abcl leaderboard --out-csv {output.csv} --out-md {output.md} {params.evals} > {log} 2>&1"
+
+
+rule adversarial_report:
+    input:
+        evals=model_files("adversarial", "eval.csv"),
+        correct=model_files("adversarial", "correct.npz"),
+    output:
+        csv=f"{RESULTS}/adversarial.csv",
+        md=report(
+            f"{RESULTS}/adversarial.md",
+            caption="../report/adversarial.rst",
+            category="Beyond the paper",
+        ),
+    log:
+        f"{RESULTS}/logs/adversarial.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/adversarial.tsv"
+    conda:
+        "../envs/abcl.yaml"
+    params:
+        evals=named_files("adversarial", "eval.csv"),
+    shell:
+        "abcl adversarial --out-csv {output.csv} --out-md {output.md} --correct {input.correct} "
+        "--evals {params.evals} > {log} 2>&1"
+
+
+rule adversarial:
+    input:
+        adversarial_outputs,
