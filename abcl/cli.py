@@ -247,6 +247,17 @@ def cmd_leaderboard(args: argparse.Namespace, config: dict | None) -> None:
     print(leaderboard_markdown(table))
 
 
+def cmd_configurations(args: argparse.Namespace, config: dict | None) -> None:
+    from abcl.records import atomic_path
+    from abcl.report import configurations_markdown, replace_generated_block
+    block = configurations_markdown(args.results)
+    if args.readme:
+        text = replace_generated_block(Path(args.readme).read_text(), block)
+        with atomic_path(args.readme) as part:
+            part.write_text(text)
+    print(block)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="abcl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -392,6 +403,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("fig-adversarial", cmd_fig_adversarial, "robust accuracy vs eps of the adversarially trained models")
     p.add_argument("--out", required=True, help="PNG path (a PDF is written beside it)")
     p.add_argument("inputs", nargs="+", metavar="NAME=CSV", help="evaluation CSV per model and seed")
+
+    p = command("configurations", cmd_configurations, "verdicts and accuracies of several runs side by side",
+                "The claims' verdicts and the compared models' accuracies of several workflow runs side by side "
+                "(Markdown), from each run's claims.md, adversarial.md, table.csv and dataset record; with --readme, "
+                "written into that file's generated block.")
+    p.add_argument("results", nargs="+", help="results/<dataset>[-<tag>] folders of finished runs")
+    p.add_argument("--readme", help="replace the generated block of this Markdown file")
 
     p = command("leaderboard", cmd_leaderboard, "leaderboard: clean and AutoAttack robust accuracy per model",
                 "Leaderboard in RobustBench's shape: clean and AutoAttack robust accuracy per threat model and "

@@ -204,3 +204,16 @@ def test_cpu_full_takes_fashion_mnist_with_one_override(workdir):
                         cwd=workdir).stdout
     assert "output: results/fashion-mnist-cpu-full/data/fashion-mnist.pt" in dry_run
     assert planned_jobs(dry_run)["train"] == 10
+
+
+@pytest.mark.parametrize("configfile", ["config/paper.yaml", ".test/config.yaml"])
+def test_dry_run_needs_no_torch(workdir, configfile):
+    """What `pip install .[workflow]` gives (snakemake, pandas, PyYAML, jsonschema) plans every
+    config: here the heavy packages are made unimportable in the planning process."""
+    heavy = ["torch", "torchvision", "torchattacks", "seaborn", "matplotlib", "sklearn", "scipy", "mlxtend"]
+    code = (f"import sys; sys.modules.update(dict.fromkeys({heavy!r})); from snakemake.cli import main; "
+            f"sys.argv = ['snakemake', '--snakefile', {str(ROOT / 'workflow' / 'Snakefile')!r}, '-n', "
+            f"'--configfile', {configfile!r}]; main()")
+    result = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert planned_jobs(result.stdout)["train"] > 0
