@@ -279,9 +279,8 @@ def data_note(dataset: str, n_train: int) -> str:
     if n_train >= FULL_TRAIN_SIZE:
         return ""
     return (f"**Subset.** These models trained on {n_train:,} images ({dataset}), not the full {FULL_TRAIN_SIZE:,}. "
-            "Verdicts that compare robustness between losses (claims 2, 4 and 5) depend on training-set size: "
-            "config/cpu-full.yaml runs the same nets, grids and attacks on full MNIST on a CPU (README: "
-            "\"What each configuration can show\").\n")
+            "Verdicts that compare losses can change with training-set size: config/cpu-full.yaml runs the same "
+            "nets, grids and attacks on full MNIST on a CPU (README: \"What each configuration can show\").\n")
 
 
 ADVERSARIAL_CLAIM = "Claim 5 (ours, beyond the paper): ABCL adds robustness on top of adversarial training."
@@ -464,5 +463,5 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
             numbers.append(row)
     claims = pd.DataFrame([{"claim": claim, **by_column} for claim, by_column in verdicts.items()],
                           columns=["claim", *columns]).fillna("not run")
-    accuracy = pd.DataFrame(numbers, columns=["run", "model", *SUMMARY_EVALUATIONS]).fillna("")
+    accuracy = pd.DataFrame(numbers, columns=["run", "model", *SUMMARY_EVALUATIONS]).astype(object).fillna("")
     return markdown(claims) + "\nAccuracy (%), mean over seeds (`table.csv`):\n\n" + markdown(accuracy)

@@ -33,7 +33,7 @@ def training_times(results: Path) -> pd.DataFrame:
         record = json.loads(path.read_text())
         epochs = record["epoch_seconds"]
         rows.append({"device": record["device"], "cuda_graphs": record.get("cuda_graphs", False),
-                     "adversarial": record["config"].get("adversarial", "none"),
+                     "adversarial": record.get("config", {}).get("adversarial", "none"),
                      "wall_s": record["wall_time_s"], "first_epoch_s": epochs[0],
                      "later_epoch_s": pd.Series(epochs[1:] or epochs).median(),
                      "outside_epochs_s": record["wall_time_s"] - sum(epochs)})

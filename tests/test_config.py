@@ -130,18 +130,21 @@ def test_kurakin_schedule_records_the_steps_it_runs():
     import torchattacks
 
     from abcl.attacks import build_attack
-    from abcl.models import ABCLNet
+    from abcl.config import TrainConfig
+    from abcl.models import build_model
     specs = attack_specs({"bim_linf": {"eps": [0.1, 0.3], "steps": 10, "kurakin_schedule": True}})
     assert [s.steps for s in specs] == [29, 80]  # min(255 eps + 4, 1.25 * 255 eps), as Kurakin et al.
     assert all(s.alpha == pytest.approx(1 / 255) for s in specs)
     for spec in specs:  # torchattacks' own schedule (steps=0) gives the same count
-        assert build_attack(ABCLNet().eval(), spec).steps == torchattacks.BIM(ABCLNet(), eps=spec.eps, steps=0).steps
+        model = build_model(TrainConfig()).eval()
+        assert build_attack(model, spec).steps == torchattacks.BIM(model, eps=spec.eps, steps=0).steps
 
 
 def test_plan_names_each_model_once_and_gives_adaptive_attacks_to_the_table_only():
     from abcl.config import experiment_plan
     plan = experiment_plan(validate_config(GOOD))
-    assert len({run.path for run in plan.runs}) == len(plan.runs) == 10
+    assert len({run.path for run in plan.runs}) == len(plan.runs) == 10 + 6  # + the adversarial grid
+    assert len([run for run in plan.runs if "adversarial" not in run.outputs]) == 10
     assert [r.name for r in plan.for_output("table")] == ["SCE", "CosFace", "HT-SCE", "ABCL"]
     assert [r.name for r in plan.for_output("fig3")] == ["SCE", "CosFace", "ABCL"]
     abcl = plan.find("ABCL")

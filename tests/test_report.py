@@ -1,11 +1,15 @@
 """Adaptive attacks, the independent reference check, the masking report and the claims verdicts."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
+from abcl import ABCLError
 from abcl.attacks import perturb
 from abcl.config import AttackSpec, TrainConfig, attack_specs
 from abcl.evaluate import evaluate_model, gradient_report
@@ -244,7 +248,6 @@ def test_masking_flags_follow_attack_ordering(accuracies, expected):
 
 
 def test_table_refuses_two_configurations_under_one_name(tmp_path):
-    from abcl import ABCLError
     from abcl.tables import read_named_csvs, robustness_table
     evals = table_models(abcl_fgsm=0.75)
     paths = {}
@@ -292,3 +295,42 @@ def test_separation_claim_needs_both_metrics():
     assert unmeasured[1] == "PARTLY SUPPORTED" and "not measured" in unmeasured[2]
     assert claim_separation(scores({"SCE": 0.95, "CosFace": 0.9, "ABCL": 0.8},
                                     {"SCE": 0.7, "CosFace": 0.5, "ABCL": 0.3}))[1] == "NOT SUPPORTED"
+
+
+def fake_run(folder, dataset, n_train, verdicts, abcl_fgsm):
+    """A finished run's files as the workflow writes them: claims.md, table.csv, the dataset record."""
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / f"{dataset}.json").write_text(json.dumps({"dataset": dataset, "n_train": n_train}))
+    (folder / "claims.md").write_text("# Do our runs reproduce the paper's claims?\n\n" + "\n".join(
+        f"## Claim {i} (x): words.\n\n**Verdict: {v}**\n\n| table |\n" for i, v in enumerate(verdicts, 1)))
+    rows = [(m, e, acc / 100) for m, acc in (("SCE", 40.0), ("CosFace", 60.0), ("ABCL", abcl_fgsm))
+            for e in ("clean", "FGSM L∞ ε=0.2")]
+    pd.DataFrame(rows, columns=["model", "evaluation", "mean"]).to_csv(folder / "table.csv", index=False)
+
+
+def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
+    from abcl.report import README_BEGIN, README_END, configurations_markdown, replace_generated_block
+    fake_run(tmp_path / "mnist5k", "mnist5k", 4000, ["NOT SUPPORTED"] * 4, 55.0)
+    fake_run(tmp_path / "mnist-cpu-full", "mnist", 60000, ["SUPPORTED", "NOT SUPPORTED", "PARTLY SUPPORTED",
+                                                           "PARTLY SUPPORTED"], 71.5)
+    (tmp_path / "mnist-cpu-full" / "adversarial.md").write_text(
+        "| t |\n## Claim 5 (ours, beyond the paper): ABCL adds.\n\n**Verdict: NOT SUPPORTED**\n")
+    block = configurations_markdown([tmp_path / "mnist5k", tmp_path / "mnist-cpu-full"])
+    lines = block.splitlines()
+    assert "| claim " in lines[0] and "mnist5k (4,000 train images)" in lines[0] and "(60,000 train images)" in lines[0]
+    claim4 = next(line for line in lines if line.startswith("| 4 (table)"))
+    assert claim4.split("|")[2].strip() == "NOT SUPPORTED" and claim4.split("|")[3].strip() == "PARTLY SUPPORTED"
+    claim5 = next(line for line in lines if line.startswith("| 5 (ours)"))
+    assert claim5.split("|")[2].strip() == "not run" and claim5.split("|")[3].strip() == "NOT SUPPORTED"
+    assert any(line.startswith("| mnist-cpu-full | ABCL ") and "| 71.5 " in line for line in lines)
+    readme = f"intro\n{README_BEGIN}\nold numbers\n{README_END}\nrest\n"
+    assert replace_generated_block(readme, block) == f"intro\n{README_BEGIN}\n{block}{README_END}\nrest\n"
+    with pytest.raises(ABCLError, match="no generated block"):
+        replace_generated_block("no markers", block)
+
+
+def test_readme_holds_the_generated_configurations_block():
+    from abcl.report import README_BEGIN, README_END
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = text.split(README_BEGIN, 1)[1].split(README_END, 1)[0]
+    assert "| claim " in block and "mnist5k (4,000 train images)" in block and "(60,000 train images)" in block
