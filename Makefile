@@ -10,7 +10,7 @@ CORES  ?= 2
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# --no-deps with the complete lock: torchattacks' stale requests~=2.25.1 pin is never applied
-	$(BIN)/pip install --quiet --no-deps -r requirements/lock.txt
+	$(BIN)/pip install --progress-bar off --no-deps -r requirements/lock.txt  # prints each package it fetches
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 

@@ -308,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
                    help="save a resumable checkpoint after an epoch once this long has passed since the last "
                         "(0: after every epoch; default %(default)s)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (default: a bar in a terminal, a line per epoch in a log)")
 
     p = command("evaluate", cmd_evaluate, "clean and adversarial accuracy of one model as CSV rows",
                 "Clean accuracy and accuracy under each attack asked for (the paper's FGSM and BIM; "

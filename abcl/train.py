@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,7 +205,9 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
             epoch_seconds = ckpt.get("epoch_seconds", [])
 
     last_saved = time.perf_counter()
-    bar = tqdm(range(start_epoch, cfg.epochs), desc=f"train {cfg.loss} seed {cfg.seed}", disable=not progress,
+    # a bar in a terminal; in a log file (a workflow job) one plain line per epoch instead
+    bar_shown = progress and sys.stderr.isatty()
+    bar = tqdm(range(start_epoch, cfg.epochs), desc=f"train {cfg.loss} seed {cfg.seed}", disable=not bar_shown,
                initial=start_epoch, total=cfg.epochs, mininterval=1.0)
     for epoch in bar:
         epoch_started = time.perf_counter()
@@ -214,6 +217,10 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
             raise TrainingDiverged(f"non-finite training loss ({epoch_loss}) in epoch {epoch + 1} of {cfg.describe()}")
         history.append({"epoch": epoch + 1, "loss": epoch_loss, "accuracy": epoch_acc})
         bar.set_postfix(loss=f"{epoch_loss:.4f}", acc=f"{epoch_acc:.4f}")
+        if progress and not bar_shown:
+            print(f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_loss:.4f}, train accuracy {epoch_acc:.4f}, "
+                  f"{epoch_seconds[-1]:.1f} s, {elapsed_before + time.perf_counter() - started:.1f} s elapsed",
+                  file=sys.stderr, flush=True)
         if epoch + 1 < cfg.epochs and time.perf_counter() - last_saved >= checkpoint_every_s:
             save_torch({"config_hash": cfg.hash, "epoch": epoch + 1, "history": history,
                         "epoch_seconds": epoch_seconds, "elapsed_s": elapsed_before + time.perf_counter() - started,

@@ -28,10 +28,10 @@ def prepared(mnist5k, tmp_path_factory):
     return path
 
 
-def train_command(cfg, data, out_dir):
+def train_command(cfg, data, out_dir, quiet=True):
     return [sys.executable, "-m", "abcl", "train", "--train-config", json.dumps(cfg.to_dict()),
-            "--data", str(data), "--out-dir", str(out_dir), "--device", "cpu", "--threads", "1", "--quiet",
-            "--checkpoint-every", "0"]
+            "--data", str(data), "--out-dir", str(out_dir), "--device", "cpu", "--threads", "1",
+            *(["--quiet"] if quiet else []), "--checkpoint-every", "0"]
 
 
 def checkpoint_epoch(path):
@@ -45,7 +45,13 @@ def checkpoint_epoch(path):
 def test_sigkilled_training_resumes_to_identical_metrics(prepared, tmp_path):
     cfg = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512, k2=64, epochs=3, seed=3)
     reference = tmp_path / "uninterrupted"
-    subprocess.run(train_command(cfg, prepared, reference), check=True, capture_output=True)
+    logged = subprocess.run(train_command(cfg, prepared, reference, quiet=False), check=True, capture_output=True,
+                            text=True)
+    # not a terminal, as in a workflow job's log: a plain line per epoch, no progress bar
+    lines = [line for line in logged.stderr.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all(line.endswith(" s elapsed") and "train accuracy" in line for line in lines)
+    assert "\r" not in logged.stderr
 
     resumed = tmp_path / "killed"
     job = subprocess.Popen(train_command(cfg, prepared, resumed))

@@ -12,9 +12,12 @@ rule features:
         "../envs/abcl.yaml"
     threads: config["train"]["threads"]
     params:
+        name=lambda wildcards: planned_run(wildcards).name,
         n_per_set=config["embed"]["n_per_set"],
         attacks=lambda wildcards: planned_run(wildcards).embed_attacks_json(),
         device=config["train"]["device"],
+    message:
+        "latent features of {params.name}: {wildcards.run}"
     shell:
         "abcl features --model {input.model} --data {input.data} --n-per-set {params.n_per_set} "
         "--attacks '{params.attacks}' --device {params.device} --threads {threads} "
@@ -36,7 +39,10 @@ rule tsne:
     # the last step before Fig. 3: 8000 points took 42 s on 2 threads beside busy GPU jobs
     threads: 4
     params:
+        name=lambda wildcards: planned_run(wildcards).name,
         perplexity=config["embed"]["perplexity"],
+    message:
+        "t-SNE of {params.name}: {wildcards.run}"
     shell:
         "abcl tsne --features {input.npz} --perplexity {params.perplexity} --threads {threads} "
         "--out {output.embedding} --scores {output.scores} > {log} 2>&1"

@@ -18,6 +18,7 @@ rule evaluate:
     resources:
         gpu=config["train"]["gpu"],
     params:
+        name=lambda wildcards: planned_run(wildcards).name,
         attacks=lambda wildcards: planned_run(wildcards).attacks_json(),
         tiny_gradient=config["masking"]["tiny_gradient"],
         n_test=(
@@ -30,6 +31,8 @@ rule evaluate:
         ),
         batch_size=config["eval"]["batch_size"],
         device=config["train"]["device"],
+    message:
+        "evaluate {params.name} under every planned attack: {wildcards.run}"
     shell:
         "abcl evaluate --model {input.model} --data {input.data} --attacks '{params.attacks}' "
         "{params.n_test} {params.adaptive_n_test} --batch-size {params.batch_size} --device {params.device} "

@@ -16,12 +16,15 @@ rule train:
     resources:
         gpu=config["train"]["gpu"],
     params:
+        name=lambda wildcards: planned_run(wildcards).name,
         train=lambda wildcards: planned_run(wildcards).train.to_json(),
         device=config["train"]["device"],
         cuda_graphs=(
             "--cuda-graphs" if config["train"]["cuda_graphs"] else "--no-cuda-graphs"
         ),
+    message:
+        "train {params.name}: {wildcards.run}"
     shell:
         "abcl train --train-config '{params.train}' --data {input.data} "
         "--out-dir $(dirname {output.model}) --device {params.device} --threads {threads} "
-        "{params.cuda_graphs} --quiet > {log} 2>&1"
+        "{params.cuda_graphs} > {log} 2>&1"
