@@ -48,7 +48,7 @@ def test_script_answers_help(script):
 def test_benchmark_trains_both_ways_and_records_where(tmp_path):
     out = tmp_path / "bench.json"
     run_script("benchmarks/bench.py", "--epochs", "1", "--batch-sizes", "256",
-               "--adaptive-config", ".test/config.yaml", "--adaptive-n", "10", "--tsne-points", "100",
+               "--adaptive-config", ".test/config/config.yaml", "--adaptive-n", "10", "--tsne-points", "100",
                "--out", str(out))
     results = results_of(out, "bench.py")
     assert 0.1 < results["naive_clean_accuracy"] <= 1 and 0.1 < results["abcl_b256_clean_accuracy"] <= 1

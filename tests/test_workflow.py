@@ -149,7 +149,7 @@ def test_snakefmt_check():
 
 @pytest.mark.slow
 def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
-    snakemake("--cores", "2", "--configfile", ".test/config.yaml", cwd=workdir)
+    snakemake("--cores", "2", "--configfile", ".test/config/config.yaml", cwd=workdir)
     results = workdir / "results" / "mnist5k"
     for name in ("fig1", "fig2", "fig3", "adversarial"):
         for ext in ("png", "pdf"):
@@ -161,7 +161,7 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     assert [name for name in rows if name != "model" and not name.startswith((":", "-"))] == \
         ["SCE", "CosFace", "HT-SCE", "ABCL"]  # the plan's names, in its order
     assert float(rows["SCE"][2]) > 50, "one epoch of real training must beat chance by far"
-    again = snakemake("--cores", "2", "--configfile", ".test/config.yaml", cwd=workdir)
+    again = snakemake("--cores", "2", "--configfile", ".test/config/config.yaml", cwd=workdir)
     assert "Nothing to be done" in again.stdout + again.stderr
     for name in ("claims.md", "masking.csv", "separability.csv", "table.csv", "leaderboard.csv", "adversarial.csv"):
         assert (results / name).stat().st_size > 100, name
@@ -180,7 +180,7 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from pipeline_times import stage_times, training_times
     stages, trainings = stage_times(results), training_times(results)
-    n_models = len(unique_models(load_config(workdir / ".test" / "config.yaml"), "fig1", "fig2", "table",
+    n_models = len(unique_models(load_config(workdir / ".test" / "config" / "config.yaml"), "fig1", "fig2", "table",
                                  "adversarial"))
     assert stages.loc["train", "jobs"] == stages.loc["eval", "jobs"] == n_models
     assert trainings.loc[("cpu", False)].trainings.sum() == n_models
@@ -190,11 +190,11 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
 
     # one more s in Fig. 2's grid: only that model is trained, and only what depends on it is redrawn
     grown = workdir / ".test" / "grown.yaml"
-    grown.write_text((workdir / ".test" / "config.yaml").read_text().replace("fig2_s: [8]", "fig2_s: [4, 8]"))
+    grown.write_text((workdir / ".test" / "config" / "config.yaml").read_text().replace("fig2_s: [8]", "fig2_s: [4, 8]"))
     plan = planned_jobs(snakemake("-n", "--configfile", str(grown), cwd=workdir).stdout)
     assert plan == Counter({"train": 1, "evaluate": 1, "fig2": 1, "claims": 1, "all": 1})
 
-    report = snakemake("--report", "report.html", "--configfile", ".test/config.yaml", cwd=workdir)
+    report = snakemake("--report", "report.html", "--configfile", ".test/config/config.yaml", cwd=workdir)
     assert (workdir / "report.html").stat().st_size > 100_000, report.stdout[-2000:]
 
 
@@ -206,7 +206,7 @@ def test_cpu_full_takes_fashion_mnist_with_one_override(workdir):
     assert planned_jobs(dry_run)["train"] == 10
 
 
-@pytest.mark.parametrize("configfile", ["config/paper.yaml", ".test/config.yaml"])
+@pytest.mark.parametrize("configfile", ["config/paper.yaml", ".test/config/config.yaml"])
 def test_dry_run_needs_no_torch(workdir, configfile):
     """What `pip install .[workflow]` gives (snakemake, pandas, PyYAML, jsonschema) plans every
     config: here the heavy packages are made unimportable in the planning process."""
@@ -217,3 +217,27 @@ def test_dry_run_needs_no_torch(workdir, configfile):
     result = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert planned_jobs(result.stdout)["train"] > 0
+
+
+def test_catalog_layout_and_module_use_from_another_directory(workdir, tmp_path):
+    """`snakemake -n --directory .test` plans the CI config; another project imports the workflow
+    as a module (README, "Using the workflow as a module") and plans the default config."""
+    in_test_dir = snakemake("-n", "--directory", str(workdir / ".test"), cwd=workdir)
+    assert planned_jobs(in_test_dir.stdout)["train"] == 10
+    for name in ("LICENSE", ".snakemake-workflow-catalog.yml"):
+        assert (ROOT / name).stat().st_size > 100, name
+    assert 'min_version("9.0")' in (ROOT / "workflow" / "Snakefile").read_text()
+
+    project = tmp_path / "project"
+    (project / "config").mkdir(parents=True)
+    shutil.copy(ROOT / "config" / "config.yaml", project / "config" / "config.yaml")
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Using the workflow as a module", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    snakefile = block.replace('github("<owner>/abcl", path="workflow/Snakefile", tag="<tag>")',
+                              repr(str(ROOT / "workflow" / "Snakefile")))
+    assert snakefile != block
+    (project / "Snakefile").write_text(snakefile)
+    result = subprocess.run([*SNAKEMAKE, "-n"], cwd=project, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    planned = planned_jobs(result.stdout)
+    assert planned["abcl_train"] == 10 and planned["abcl_claims"] == 1
