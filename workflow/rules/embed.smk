@@ -11,6 +11,8 @@ rule features:
     conda:
         "../envs/abcl.yaml"
     threads: config["train"]["threads"]
+    resources:
+        gpu=config["train"]["gpu"],  # it runs attacks: on the GPU when training is
     params:
         name=lambda wildcards: planned_run(wildcards).name,
         n_per_set=config["embed"]["n_per_set"],
