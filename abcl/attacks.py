@@ -107,33 +107,36 @@ def _project_linf(adv: torch.Tensor, images: torch.Tensor, eps: Budget) -> torch
     return torch.minimum(torch.maximum(adv, images - eps), images + eps).clamp_(0.0, 1.0)
 
 
-def pgd_linf_examples(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Budget, steps: int,
-                      step_size: Budget) -> torch.Tensor:
-    """Madry et al.'s PGD: x' uniform in the L-inf ball, then ``steps`` times
-    x' <- Proj_{B(x, eps) and [0,1]}(x' + step_size * sign(grad_x' u)), u = :func:`ce_in_log_space`
-    (the CE's direction without its saturation blind spot)."""
-    adv = _project_linf(images + (2 * torch.rand_like(images) - 1) * eps, images, eps)
+def _linf_ascent(objective, start: torch.Tensor, images: torch.Tensor, eps: Budget, steps: int,
+                 step_size: Budget) -> torch.Tensor:
+    """``steps`` times x' <- Proj_{B(x, eps) and [0,1]}(x' + step_size * sign(grad_x' objective(x')))."""
+    adv = _project_linf(start, images, eps)
     for _ in range(steps):
         adv.requires_grad_(True)
-        ascent = ce_in_log_space(model(adv).float(), labels).sum()
-        grad, = torch.autograd.grad(ascent, adv)
+        grad, = torch.autograd.grad(objective(adv), adv)
         adv = _project_linf(adv.detach() + step_size * grad.sign(), images, eps)
     return adv.detach()
+
+
+def pgd_linf_examples(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Budget, steps: int,
+                      step_size: Budget) -> torch.Tensor:
+    """Madry et al.'s PGD: x' uniform in the L-inf ball, then signed steps ascending
+    u = :func:`ce_in_log_space` (the CE's direction without its saturation blind spot)."""
+    start = images + (2 * torch.rand_like(images) - 1) * eps
+    return _linf_ascent(lambda adv: ce_in_log_space(model(adv).float(), labels).sum(), start, images, eps,
+                        steps, step_size)
 
 
 def trades_linf_examples(model: nn.Module, images: torch.Tensor, eps: Budget, steps: int,
                          step_size: Budget) -> torch.Tensor:
-    """TRADES' inner maximization (Zhang et al.): x' = x + 0.001 N(0, I), then ``steps`` signed steps
+    """TRADES' inner maximization (Zhang et al.): x' = x + 0.001 N(0, I), then signed steps
     ascending KL(p(x) || p(x')), computed from log-probabilities in float32, projected as PGD's."""
     with torch.no_grad():
         target = F.log_softmax(model(images).float(), dim=1)
-    adv = _project_linf(images + 0.001 * torch.randn_like(images), images, eps)
-    for _ in range(steps):
-        adv.requires_grad_(True)
-        divergence = F.kl_div(F.log_softmax(model(adv).float(), dim=1), target, log_target=True, reduction="sum")
-        grad, = torch.autograd.grad(divergence, adv)
-        adv = _project_linf(adv.detach() + step_size * grad.sign(), images, eps)
-    return adv.detach()
+
+    def divergence(adv: torch.Tensor) -> torch.Tensor:
+        return F.kl_div(F.log_softmax(model(adv).float(), dim=1), target, log_target=True, reduction="sum")
+    return _linf_ascent(divergence, images + 0.001 * torch.randn_like(images), images, eps, steps, step_size)
 
 
 def fgsm_linf(model: nn.Module, eps: float) -> torchattacks.Attack:

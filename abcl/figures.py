@@ -114,7 +114,7 @@ def adversarial_curves(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame
     names = [split_method(model) for model in frame.model]
     frame = frame.assign(loss_name=[base for base, _ in names], method=[method for _, method in names])
     methods = list(dict.fromkeys(frame.method))
-    attacks = [(a, n) for a, n in [(a, n) for n in ("linf", "l2") for a in ("fgsm", "bim", "autoattack")]
+    attacks = [(a, n) for n in ("linf", "l2") for a in ("fgsm", "bim", "autoattack")
                if ((frame.attack == a) & (frame.norm == n)).any()]
     sns.set_theme(style="whitegrid", font_scale=1.0)
     fig, axes = plt.subplots(len(methods), len(attacks), figsize=(3.6 * len(attacks), 3.2 * len(methods)),

@@ -72,9 +72,9 @@ def adversarial_outputs(wildcards=None):
     return [f"{RESULTS}/adversarial.md", f"{RESULTS}/figures/adversarial.png"]
 
 
-def default_run_files(output, filename):
-    """``filename`` of the models of ``output`` when the default target builds them."""
-    return model_files(output, filename) if ADVERSARIAL_IN_DEFAULT_RUN else []
+def adversarial_in_default_run(filename):
+    """``filename`` of the adversarial grid's models when the default target builds them."""
+    return model_files("adversarial", filename) if ADVERSARIAL_IN_DEFAULT_RUN else []
 
 
 def claims_adversarial_args():

@@ -36,10 +36,10 @@ rule claims:
                 model_files("fig1", "correct.npz")
                 + model_files("fig2", "correct.npz")
                 + model_files("table", "correct.npz")
-                + default_run_files("adversarial", "correct.npz")
+                + adversarial_in_default_run("correct.npz")
             )
         ),
-        adversarial=default_run_files("adversarial", "eval.csv"),
+        adversarial=adversarial_in_default_run("eval.csv"),
         dataset_record=rules.prepare_data.output.checksum,
     output:
         md=report(
