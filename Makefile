@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 LIGHT  ?= .venv-light
 CORES  ?= 2
 
-.PHONY: setup run test lint dry-run lock clean-results adversarial cpu-full readme-configurations
+.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full readme-configurations
 
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ readme-configurations: setup  ## README's "What each configuration can show", fr
 test: setup  ## the test suite (minutes on 2 cores)
 	$(BIN)/python -m pytest
 
+test-cluster: setup  ## the cluster path for real (root, Debian's slurm-wlm): .test through SLURM, the conda env
+	$(BIN)/python -m pytest -m cluster tests/test_slurm.py tests/test_cluster.py
+
 lint: setup
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check workflow/
@@ -48,6 +51,10 @@ dry-run: $(LIGHT)/.installed  ## plan every config without running anything (lig
 lock: setup  ## regenerate requirements/lock.txt from the current environment
 	{ sed -n '1,3p' requirements/lock.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^abcl'; } > requirements/lock.txt.new
 	mv requirements/lock.txt.new requirements/lock.txt
+	$(BIN)/python requirements/conda_env.py  # workflow/envs/abcl.yaml and its post-deploy script
+
+resources: setup  ## workflow/resources.yaml (cluster runtime, mem_mb per rule) from finished runs' benchmark files
+	$(BIN)/abcl resources $(wildcard results/mnist5k results/mnist-cpu-full results/mnist)
 
 clean-results:
 	rm -rf results/mnist5k results/mnist results/fashion-mnist results/*-cpu-full

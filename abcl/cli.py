@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from abcl import ABCLError, __version__
@@ -42,6 +43,16 @@ def _planned_run(args: argparse.Namespace, config: dict | None):
     if config is None or not args.run:
         return None
     return experiment_plan(config).find(args.run, args.seed)
+
+
+def _progress(what: str):
+    """A progress line printer for a long step: elapsed seconds, what, the news (flushed at once,
+    so a job's log shows how far it got)."""
+    start = time.monotonic()
+
+    def report(message: str) -> None:
+        print(f"[{time.monotonic() - start:7.1f} s] {what}: {message}", flush=True)
+    return report
 
 
 def _threads(count: int) -> None:
@@ -113,7 +124,8 @@ def cmd_evaluate(args: argparse.Namespace, config: dict | None) -> None:
     model, cfg = load_model(args.model)
     dataset = load_prepared(args.data)
     rows, correct = evaluate(model, cfg, dataset, specs, n_test=args.n_test, device=args.device,
-                             batch_size=args.batch_size, adaptive_n_test=args.adaptive_n_test)
+                             batch_size=args.batch_size, adaptive_n_test=args.adaptive_n_test,
+                             progress=_progress(f"evaluate {cfg.describe()}"))
     if args.correct:
         save_correct(correct, cfg.hash, args.correct)
     write_csv(rows, args.out)
@@ -132,7 +144,7 @@ def cmd_features(args: argparse.Namespace, config: dict | None) -> None:
     _threads(args.threads)
     model, cfg = load_model(args.model)
     arrays = extract_features(model, load_prepared(args.data), args.n_per_set, specs, device=args.device,
-                              seed=cfg.seed)
+                              seed=cfg.seed, progress=_progress(f"features {cfg.describe()}"))
     save_features(arrays, cfg, args.out)
     print(f"{args.out}: {len(arrays['labels'])} feature vectors of {cfg.describe()}")
 
@@ -141,8 +153,11 @@ def cmd_tsne(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.embed import embed_features, load_features, separability
     from abcl.records import write_csv
     arrays = load_features(args.features)
+    progress = _progress(f"t-SNE {args.features}")
+    progress(f"{len(arrays['labels'])} points, perplexity {args.perplexity:g}, {args.threads} threads")
     embedding = embed_features(arrays, perplexity=args.perplexity, threads=args.threads)
     write_csv(embedding, args.out)
+    progress("embedding written; separability scores next")
     scores = separability(arrays, embedding)
     write_csv(scores, args.scores)
     print(scores.to_string(index=False))
@@ -256,6 +271,13 @@ def cmd_configurations(args: argparse.Namespace, config: dict | None) -> None:
         with atomic_path(args.readme) as part:
             part.write_text(text)
     print(block)
+
+
+def cmd_resources(args: argparse.Namespace, config: dict | None) -> None:
+    from abcl.cluster import write_table
+    table = write_table(args.results, args.out)
+    for name, rules in table["measured"].items():
+        print(f"{name}: " + ", ".join(f"{rule} {r['runtime']} min {r['mem_mb']} MB" for rule, r in rules.items()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -411,6 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "written into that file's generated block.")
     p.add_argument("results", nargs="+", help="results/<dataset>[-<tag>] folders of finished runs")
     p.add_argument("--readme", help="replace the generated block of this Markdown file")
+
+    p = command("resources", cmd_resources, "per-rule cluster requests (runtime, mem_mb) from measured runs",
+                "Reads every benchmark: file of finished workflow runs and writes each rule's cluster request "
+                "(runtime in minutes, mem_mb) with headroom, keyed by the run's results folder.")
+    p.add_argument("results", nargs="+", help="results/<dataset>[-<tag>] folders of finished runs")
+    p.add_argument("--out", default="workflow/resources.yaml")
 
     p = command("leaderboard", cmd_leaderboard, "leaderboard: clean and AutoAttack robust accuracy per model",
                 "Leaderboard in RobustBench's shape: clean and AutoAttack robust accuracy per threat model and "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A single-node SLURM cluster on this machine, for the workflow's cluster tests:
-#   tests/slurm/cluster.sh up     # munged, MariaDB, slurmdbd, slurmctld, slurmd (a GRES gpu:1 with no device)
+#   tests/slurm/cluster.sh up     # munged, MariaDB, slurmdbd, slurmctld, slurmd (a GPU GRES per CPU, on dummy files)
 #   tests/slurm/cluster.sh env    # prints `export SLURM_CONF=...` for the shell that runs sbatch/snakemake
 #   tests/slurm/cluster.sh down   # stops every daemon `up` started
 # Needs root and Debian's slurm-wlm, slurmdbd, munge and mariadb-server (.ci/run installs them).
@@ -11,6 +11,9 @@ NODE=$(hostname -s)
 CPUS=$(nproc)
 MEM_MB=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 2048 ))
 export SLURM_CONF=$STATE/etc/slurm.conf
+# Also at SLURM's default path: the jobstep plugin strips SLURM_* (SLURM_CONF too) from the
+# environment of the `srun` it runs inside each job, which then finds no configuration.
+SYSTEM_CONF=/etc/slurm
 
 log() { echo "[slurm-cluster] $*" >&2; }
 
@@ -49,12 +52,14 @@ ReturnToService=2
 MinJobAge=600
 # a job whose request the node cannot meet is refused at submission, not left pending forever
 EnforcePartLimits=ALL
-NodeName=$NODE CPUs=$CPUS RealMemory=$MEM_MB Gres=gpu:1 State=UNKNOWN
+NodeName=$NODE CPUs=$CPUS RealMemory=$MEM_MB Gres=gpu:$CPUS State=UNKNOWN
 PartitionName=cpu Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$NODE MaxTime=INFINITE State=UP
 CONF
-  # a GPU GRES on a dummy device (/dev/null): SLURM counts and grants it; the jobs run on the CPU
-  echo "NodeName=$NODE Name=gpu File=/dev/null" > "$STATE/etc/gres.conf"
+  # GPU GRES on dummy device files, one per CPU: SLURM counts and grants them; jobs run on the CPU
+  mkdir -p "$STATE/dev"
+  for i in $(seq 0 $((CPUS - 1))); do touch "$STATE/dev/gpu$i"; done
+  echo "NodeName=$NODE Name=gpu File=$STATE/dev/gpu[0-$((CPUS - 1))]" > "$STATE/etc/gres.conf"
   cat > "$STATE/etc/slurmdbd.conf" <<CONF
 AuthType=auth/munge
 DbdHost=localhost
@@ -69,6 +74,14 @@ StoragePass=abcl-ci
 StorageLoc=slurm_acct_db
 CONF
   chmod 600 "$STATE/etc/slurmdbd.conf"
+  mkdir -p "$SYSTEM_CONF"
+  for name in slurm.conf gres.conf; do
+    if [ -e "$SYSTEM_CONF/$name" ] && [ ! -L "$SYSTEM_CONF/$name" ]; then
+      log "$SYSTEM_CONF/$name exists and is not ours: not touching a real cluster's configuration"
+      exit 2
+    fi
+    ln -sfn "$STATE/etc/$name" "$SYSTEM_CONF/$name"
+  done
 }
 
 start_munge() {  # Debian's default paths: clients (sacctmgr, sbatch) look for the socket there
@@ -110,7 +123,7 @@ up() {
   slurmd
   wait_for slurmd "$STATE/log/slurmd.log" bash -c "sinfo -h -N -o %t | grep -qE 'idle|mix|alloc'"
   sacct -n >/dev/null  # accounting answers
-  log "up: node $NODE, $CPUS CPUs, $MEM_MB MB, gpu:1 (no device); export SLURM_CONF=$SLURM_CONF"
+  log "up: node $NODE, $CPUS CPUs, $MEM_MB MB, gpu:$CPUS (no device); export SLURM_CONF=$SLURM_CONF"
 }
 
 down() {
@@ -119,6 +132,9 @@ down() {
   done
   [ -f /run/munge/munged.pid ] && kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true
   sleep 2
+  for name in slurm.conf gres.conf; do
+    [ "$(readlink "$SYSTEM_CONF/$name" 2>/dev/null)" = "$STATE/etc/$name" ] && rm -f "$SYSTEM_CONF/$name"
+  done
   log "down"
 }
 

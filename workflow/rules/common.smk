@@ -5,6 +5,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from abcl.cluster import load_table, rule_request, show_group_submission_errors
 from abcl.config import (
     RUN_PATH_REGEX,
     ConfigError,
@@ -37,6 +38,17 @@ MODEL_DIR = f"{RESULTS}/models/{{run}}"  # {run}: a planned model's Run.path
 
 wildcard_constraints:
     run=RUN_PATH_REGEX,
+
+
+show_group_submission_errors()
+
+# What a cluster job asks for, measured from finished runs (workflow/resources.yaml, `make resources`).
+MEASURED = load_table(workflow.source_path("../resources.yaml"))
+
+
+def measured(rule):
+    """runtime (minutes) and mem_mb that ``rule``'s jobs needed, with headroom."""
+    return rule_request(MEASURED, Path(RESULTS).name, rule)
 
 
 def planned_run(wildcards):

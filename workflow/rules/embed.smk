@@ -12,6 +12,7 @@ rule features:
         "../envs/abcl.yaml"
     threads: config["train"]["threads"]
     resources:
+        **measured("features"),
         gpu=config["train"]["gpu"],  # it runs attacks: on the GPU when training is
     params:
         name=lambda wildcards: planned_run(wildcards).name,
@@ -38,8 +39,9 @@ rule tsne:
         f"{MODEL_DIR}/tsne.benchmark.tsv"
     conda:
         "../envs/abcl.yaml"
-    # the last step before Fig. 3: 8000 points took 42 s on 2 threads beside busy GPU jobs
-    threads: 4
+    threads: config["embed"]["tsne_threads"]
+    resources:
+        **measured("tsne"),
     params:
         name=lambda wildcards: planned_run(wildcards).name,
         perplexity=config["embed"]["perplexity"],

@@ -14,6 +14,7 @@ rule train:
         "../envs/abcl.yaml"
     threads: config["train"]["threads"]
     resources:
+        **measured("train"),
         gpu=config["train"]["gpu"],
     params:
         name=lambda wildcards: planned_run(wildcards).name,

@@ -1,0 +1,123 @@
+"""Running the workflow on a cluster: what each rule asks for, and what a user must be told.
+
+What each rule asks a cluster for is read off the ``benchmark:`` files of finished runs.
+
+A request is the longest measured run and the largest resident memory of the rule's jobs, with
+headroom: ``runtime = ceil(RUNTIME_FACTOR * max_s / 60) + RUNTIME_SLACK_MIN`` minutes and
+``mem_mb = MEM_FACTOR * max_rss + MEM_SLACK_MB``, rounded up to 256 MB (the slack covers the
+Snakemake process that runs inside every cluster job). The table lives in
+``workflow/resources.yaml``; ``abcl resources`` (``make resources``) rewrites it. Needs no torch:
+the workflow imports this module while planning.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import yaml
+
+from abcl import ABCLError
+
+RUNTIME_FACTOR = 2.0
+RUNTIME_SLACK_MIN = 2
+MEM_FACTOR = 1.5
+MEM_SLACK_MB = 512
+HEADER = """\
+# Per-rule cluster requests (runtime in minutes, mem_mb), measured: made by `abcl resources`
+# (make resources) from the benchmark: files of the finished runs named under `measured`.
+# A run whose results folder has no entry here takes, rule by rule, the largest request below.
+# Formula: runtime = ceil({rf} * longest s / 60) + {rs}; mem_mb = {mf} * largest max_rss + {ms}, to 256 MB.
+""".format(rf=RUNTIME_FACTOR, rs=RUNTIME_SLACK_MIN, mf=MEM_FACTOR, ms=MEM_SLACK_MB)
+
+# benchmark file name -> rule; files under benchmarks/ are named after their rule
+_MODEL_BENCHMARKS = {"train.benchmark.tsv": "train", "eval.benchmark.tsv": "evaluate",
+                     "features.benchmark.tsv": "features", "tsne.benchmark.tsv": "tsne"}
+
+
+def _rule_of(path: Path) -> str | None:
+    if path.name in _MODEL_BENCHMARKS:
+        return _MODEL_BENCHMARKS[path.name]
+    return path.stem if path.parent.name == "benchmarks" and path.suffix == ".tsv" else None
+
+
+def _read_benchmark(path: Path) -> tuple[float, float]:
+    """(seconds, max_rss MB) of the last line Snakemake wrote to a benchmark file."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    if not rows:
+        raise ABCLError(f"{path}: benchmark file has no measurement")
+    row = rows[-1]
+    rss = row.get("max_rss", "NA")
+    return float(row["s"]), float(rss) if rss not in ("", "NA", "-") else 0.0
+
+
+def request(max_s: float, max_rss_mb: float) -> dict[str, int]:
+    runtime = math.ceil(RUNTIME_FACTOR * max_s / 60) + RUNTIME_SLACK_MIN
+    mem = math.ceil((MEM_FACTOR * max_rss_mb + MEM_SLACK_MB) / 256) * 256
+    return {"runtime": runtime, "mem_mb": mem}
+
+
+def measure(results: str | Path) -> dict[str, dict]:
+    """Per rule: the request, with the measurements it comes from, over every benchmark file."""
+    seen: dict[str, list[tuple[float, float]]] = {}
+    for path in sorted(Path(results).rglob("*.tsv")):
+        rule = _rule_of(path)
+        if rule is not None:
+            seen.setdefault(rule, []).append(_read_benchmark(path))
+    if not seen:
+        raise ABCLError(f"{results}: no benchmark files (run the workflow there first)")
+    table = {}
+    for rule, runs in sorted(seen.items()):
+        max_s, max_rss = max(s for s, _ in runs), max(r for _, r in runs)
+        table[rule] = {**request(max_s, max_rss), "jobs": len(runs), "longest_s": round(max_s, 1),
+                       "max_rss_mb": round(max_rss, 1)}
+    return table
+
+
+def write_table(results_dirs: list[str | Path], out: str | Path) -> dict:
+    """Measure each results folder and write the table (YAML) keyed by the folder's name."""
+    table = {"measured": {Path(r).name: measure(r) for r in results_dirs}}
+    Path(out).write_text(HEADER + yaml.safe_dump(table, sort_keys=False, width=120, default_flow_style=None))
+    return table
+
+
+def load_table(path: str | Path) -> dict[str, dict]:
+    return yaml.safe_load(Path(path).read_text())["measured"]
+
+
+def rule_request(table: dict[str, dict], results_name: str, rule: str) -> dict[str, int]:
+    """The request for ``rule`` in a run whose results folder is ``results_name``: its own
+    measurement when there is one, else the largest request any measured run made for the rule."""
+    own = table.get(results_name, {}).get(rule)
+    if isinstance(own, dict):
+        return {"runtime": own["runtime"], "mem_mb": own["mem_mb"]}
+    measured = [runs[rule] for runs in table.values() if isinstance(runs.get(rule), dict)]
+    if not measured:
+        return {}
+    return {"runtime": max(m["runtime"] for m in measured), "mem_mb": max(m["mem_mb"] for m in measured)}
+
+
+def show_group_submission_errors() -> None:
+    """Make Snakemake print why a job group failed to start.
+
+    Snakemake 9.27's ``GroupJob.log_error`` drops the executor's message, so when sbatch refuses a
+    group job (an invalid partition, a GRES the cluster lacks) the user reads only
+    ``message: None``; the error text is nowhere, not even in ``.snakemake/log``. This logs the
+    message first, then Snakemake's own report. Idempotent; a no-op where the method is gone.
+    """
+    from snakemake.jobs import GroupJob
+    from snakemake.logging import logger
+
+    original = getattr(GroupJob, "log_error", None)
+    if original is None or getattr(original, "shows_message", False):
+        return
+
+    def log_error(self, msg=None, aux_logs=None, **kwargs):
+        if msg:
+            logger.error(f"Error in group {self.groupid}: {msg}")
+        return original(self, msg=msg, aux_logs=aux_logs, **kwargs)
+
+    log_error.shows_message = True
+    GroupJob.log_error = log_error

@@ -1,0 +1,104 @@
+"""The cluster path without a cluster: measured per-rule requests, the profiles' requests as sbatch
+would get them, and the conda environment generated from the lock."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from abcl import ABCLError
+from abcl.cluster import load_table, measure, request, rule_request, write_table
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def benchmark(path: Path, seconds: float, rss: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(HEADER + f"{seconds}\t0:00:00\t{rss}\t0\t0\t0\t0\t0\t0\t0\n")
+
+
+def test_request_adds_headroom_as_the_formula_says():
+    # runtime: ceil(2 * 150 / 60) + 2 = 7 min; mem: 1.5 * 1000 + 512 = 2012 -> 2048 MB
+    assert request(150, 1000) == {"runtime": 7, "mem_mb": 2048}
+    assert request(0.5, 0) == {"runtime": 3, "mem_mb": 512}
+
+
+def test_measure_takes_each_rules_longest_and_largest_job(tmp_path):
+    run = tmp_path / "mnist5k"
+    benchmark(run / "models" / "a" / "train.benchmark.tsv", 100, 800)
+    benchmark(run / "models" / "b" / "train.benchmark.tsv", 40, 900)
+    benchmark(run / "models" / "a" / "eval.benchmark.tsv", 10, 300)
+    benchmark(run / "benchmarks" / "fig1.tsv", 3, 200)
+    table = measure(run)
+    assert table["train"] == {**request(100, 900), "jobs": 2, "longest_s": 100, "max_rss_mb": 900}
+    assert set(table) == {"train", "evaluate", "fig1"}
+
+
+def test_a_run_without_measurements_takes_the_largest_request(tmp_path):
+    for name, seconds in (("small", 30), ("large", 600)):
+        benchmark(tmp_path / name / "models" / "a" / "train.benchmark.tsv", seconds, 500)
+    out = tmp_path / "resources.yaml"
+    write_table([tmp_path / "small", tmp_path / "large"], out)
+    table = load_table(out)
+    assert rule_request(table, "small", "train") == {"runtime": 3, "mem_mb": 1280}
+    assert rule_request(table, "mnist", "train") == {"runtime": 22, "mem_mb": 1280}
+    assert rule_request(table, "mnist", "tsne") == {}
+
+
+def test_a_folder_without_benchmarks_is_a_clear_error(tmp_path):
+    with pytest.raises(ABCLError, match="no benchmark files"):
+        measure(tmp_path)
+
+
+def test_the_shipped_table_covers_every_cluster_rule():
+    table = load_table(ROOT / "workflow" / "resources.yaml")
+    for rule in ("train", "evaluate", "features", "tsne"):
+        assert rule_request(table, "mnist", rule)["runtime"] >= 3
+
+
+@pytest.mark.parametrize("profile", ["profiles/slurm", "profiles/slurm-cpu"])
+def test_profiles_load_and_plan_the_paper_config(tmp_path, profile):
+    for name in ("config", "profiles"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
+                             "-n", "--profile", profile, "--configfile", "config/paper.yaml"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    settings = yaml.safe_load((tmp_path / profile / "config.yaml").read_text())
+    assert settings["slurm-status-command"] == "squeue"  # see the profile: sacct's "CANCELLED by 0"
+    assert "cpus_per_task" not in str(settings) and "runtime" not in str(settings.get("default-resources", {}))
+
+
+def test_conda_env_is_generated_from_the_lock():
+    result = subprocess.run([sys.executable, str(ROOT / "requirements" / "conda_env.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    env = yaml.safe_load((ROOT / "workflow" / "envs" / "abcl.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert all("==" in pin and not pin.startswith("-") for pin in pip)  # no options, no relative paths
+    assert "torch==2.14.1" in pip and not any(pin.startswith("torchattacks") for pin in pip)
+    post = (ROOT / "workflow" / "envs" / "abcl.post-deploy.sh").read_text()
+    assert "torchattacks==3.5.1" in post
+
+
+@pytest.mark.cluster
+def test_conda_env_pip_part_resolves_from_another_directory(tmp_path):
+    """pip resolves the environment's pip section, as conda hands it over, to exactly the lock's pins."""
+    env = yaml.safe_load((ROOT / "workflow" / "envs" / "abcl.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    (tmp_path / "requirements.txt").write_text("\n".join(pip) + "\n")
+    report = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+                             "--report", str(report), "-r", "requirements.txt"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    chosen = {f"{i['metadata']['name'].lower().replace('_', '-')}=={i['metadata']['version']}"
+              for i in json.loads(report.read_text())["install"]}
+    pinned = {pin.lower().replace("_", "-") for pin in pip}
+    assert pinned <= chosen
+    assert {c.split("==")[0] for c in chosen - pinned} <= {"setuptools"}  # conda's own dependency list has it
