@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,7 @@ def evaluate_model(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, s
 
 def evaluate(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: list[AttackSpec],
              n_test: int | None = None, batch_size: int = 500, device: str = "auto",
-             adaptive_n_test: int | None = None) -> Evaluation:
+             adaptive_n_test: int | None = None, progress: Callable[[str], None] | None = None) -> Evaluation:
     """One row for clean accuracy, one per attack spec (with the measured perturbation size), and
     per budget a ``worst_case`` row: a sample counts only if it survives every attack at that budget.
 
@@ -59,8 +59,10 @@ def evaluate(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: 
     attacks are compared on the same images; worst-case rows are computed on them.
 
     ``correct`` holds, per evaluation (:func:`abcl.config.evaluation_key`), which test images the
-    model got right, in test-set order: paired tests compare models on them.
+    model got right, in test-set order: paired tests compare models on them. ``progress``, if
+    given, is told of each attack as it ends (a long evaluation is not silent in its log).
     """
+    progress = progress or (lambda message: None)
     dev = resolve_device(device)
     model = on_device(model, dev).eval()
     images, labels = _test_subset(dataset, n_test, dev)
@@ -77,8 +79,9 @@ def evaluate(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: 
                     common_accuracy=correct[:n_common].double().mean().item(), n_common=n_common)
 
     rows = [row(clean, attack="clean", norm="none", eps=0.0, steps=0, restarts=0, max_linf=0.0, max_l2=0.0)]
+    progress(f"clean: accuracy {rows[-1]['accuracy']:.4f} on {len(labels)} images")
     survivors: dict[tuple[str, float], tuple[torch.Tensor, int]] = {}
-    for spec in specs:
+    for i, spec in enumerate(specs, 1):
         n = n_common if spec.adaptive else len(labels)
         adversarial = perturb(model, spec, images[:n], labels[:n], batch_size)
         correct = predict(model, adversarial) == labels[:n]
@@ -86,6 +89,8 @@ def evaluate(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: 
         rows.append(row(correct, attack=spec.name, norm=spec.norm, eps=spec.eps, steps=spec.steps,
                         restarts=spec.restarts, max_linf=delta.abs().amax().item(),
                         max_l2=delta.norm(dim=1).amax().item()))
+        progress(f"attack {i}/{len(specs)} {spec.name} {spec.norm} eps={spec.eps:g}: "
+                 f"accuracy {rows[-1]['accuracy']:.4f} on {n} images")
         alive, count = survivors.get((spec.norm, spec.eps), (clean[:n_common], 0))
         survivors[(spec.norm, spec.eps)] = (alive & correct[:n_common], count + 1)
     for (norm, eps), (alive, count) in survivors.items():
@@ -119,7 +124,8 @@ def gradient_report(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, 
 
 
 def extract_features(model: torch.nn.Module, dataset: Dataset, n_per_set: int, attacks: list[AttackSpec],
-                     device: str = "auto", seed: int = 0) -> dict[str, np.ndarray]:
+                     device: str = "auto", seed: int = 0,
+                     progress: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
     """Latent features (y for sce, y_hat for cosine heads) of a train subset, a test subset and
     one adversarial version of that test subset per attack (a set named by the attack's key,
     e.g. ``bim_linf``)."""
@@ -127,11 +133,12 @@ def extract_features(model: torch.nn.Module, dataset: Dataset, n_per_set: int, a
     model = on_device(model, dev).eval()
     pick = torch.randperm(len(dataset.train_y), generator=torch.Generator().manual_seed(seed))[:n_per_set]
     test_x, test_y = _test_subset(dataset, n_per_set, dev)
-    sets = {
-        "train": (as_float_images(dataset.train_x[pick].to(dev)), dataset.train_y[pick].to(dev)),
-        "test": (test_x, test_y),
-        **{spec.key: (perturb(model, spec, test_x, test_y), test_y) for spec in attacks},
-    }
+    progress = progress or (lambda message: None)
+    sets = {"train": (as_float_images(dataset.train_x[pick].to(dev)), dataset.train_y[pick].to(dev)),
+            "test": (test_x, test_y)}
+    for spec in attacks:
+        sets[spec.key] = (perturb(model, spec, test_x, test_y), test_y)
+        progress(f"adversarial set {spec.key}: {len(test_y)} images")
     features, labels, names, predicted = [], [], [], []
     with torch.no_grad():
         for name, (images, truth) in sets.items():

@@ -174,7 +174,12 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     assert "| ABCL PGD-AT " in adversarial and "| SCE TRADES " in adversarial and "AutoAttack L∞ ε=0.3" in adversarial
     leaderboard = (results / "leaderboard.md").read_text()
     assert "AutoAttack L∞ eps=0.2 (%)" in leaderboard and "| ABCL " in leaderboard
-    correct = np.load(next(results.glob("models/loss~sce/*/*/*/*/seed~0/correct.npz")))
+    sce = next(results.glob("models/loss~sce/*/*/*/*/seed~0"))  # each long step logs as it goes
+    assert re.search(r"s\] evaluate .*: attack 1/\d+ fgsm linf eps=0.2: accuracy", (sce / "eval.log").read_text())
+    assert "adversarial set bim_linf" in (sce / "features.log").read_text()
+    assert re.search(r"t-SNE .*: 400 points, perplexity 10", (sce / "tsne.log").read_text())
+    assert (sce / "train.log").read_text().count("epoch 1/1") == 1
+    correct = np.load(sce / "correct.npz")
     assert correct["clean_none_0"].shape == (100,) and correct["autoattack_linf_0.2"].shape == (30,)
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
