@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from abcl.cli import main
 from abcl.config import TrainConfig
 from abcl.data import save_dataset
 from abcl.evaluate import evaluate_model
@@ -159,12 +160,13 @@ def test_unknown_profile_key_is_refused(tmp_path):
      "abcl train: error: training config error at 'k1': -512 is less than the minimum of 0"),
     (["--train-config", "{\"loss\": \"sce\", \"epoch\": 3}"], "abcl train: error: unknown training key(s) epoch"),
 ])
-def test_cli_bad_training_input_is_one_line_and_writes_nothing(prepared, tmp_path, arguments, message):
+def test_cli_bad_training_input_is_one_line_and_writes_nothing(prepared, tmp_path, capsys, arguments, message):
+    """The entry point `abcl` runs, in this process (a subprocess would only add torch's import)."""
     out_dir = tmp_path / "model"
-    result = subprocess.run([sys.executable, "-m", "abcl", "train", "--config", str(ROOT / "config" / "config.yaml"),
-                             *arguments, "--data", str(prepared), "--out-dir", str(out_dir)],
-                            capture_output=True, text=True)
-    assert result.returncode == 2
-    assert result.stderr.strip() == result.stderr.strip().splitlines()[0]
-    assert message in result.stderr and "Traceback" not in result.stderr
+    code = main(["train", "--config", str(ROOT / "config" / "config.yaml"), *arguments, "--data", str(prepared),
+                 "--out-dir", str(out_dir)])
+    stderr = capsys.readouterr().err
+    assert code == 2
+    assert stderr.strip() == stderr.strip().splitlines()[0]
+    assert message in stderr and "Traceback" not in stderr
     assert not out_dir.exists()

@@ -2,11 +2,12 @@
 with GPU GRES that have no device): it accepts jobs, accounts for them, and refuses at submission a
 request the node cannot meet instead of leaving it pending. The workflow runs through
 profiles/slurm on it: an sbatch refusal reaches the user, and the `.test` run, cancelled mid-run
-with scancel, stops by itself, leaves nothing half-written, and finishes when run again
-(`make test-cluster`; CI runs it after the suite). Skipped, with the reason shown, where SLURM is
-not installed or the tests do not run as root."""
+with scancel, stops by itself, leaves nothing half-written, and finishes when run again.
+`make test-cluster` runs these (CI runs it after `make test`). Skipped, with the reason shown,
+where SLURM is not installed or the tests do not run as root."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workf
 HANG_GUARD_S = 1800
 
 pytestmark = [
+    pytest.mark.cluster,  # make test-cluster: a cluster's daemons and real jobs, kept out of the quick suite
     pytest.mark.skipif(shutil.which("slurmctld") is None,
                        reason="SLURM not installed (apt-get install slurm-wlm slurmdbd munge mariadb-server)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="bringing up SLURM daemons needs root"),
@@ -98,6 +100,10 @@ def test_an_sbatch_refusal_reaches_the_user(slurm, workdir):
     code, log = run_workflow(slurm, workdir, "--set-resources", "train:slurm_partition=nosuch", "--", one_model)
     assert code != 0
     assert "Error in group train: SLURM sbatch failed" in log and "Invalid partition name specified" in log
+    # a --set-resources on the command line replaced the profile's key, yet the request kept the
+    # rule's measured walltime and memory, its threads and its GPU (they live in the workflow)
+    call = re.search(r"sbatch call:\s*(sbatch .*)", log).group(1)
+    assert re.search(r"-p nosuch -t \d+ --mem \d+ --cpus-per-task=1 .*--gpus=1", call), call
 
 
 def squeue_jobs(env) -> list[tuple[str, str, str]]:
@@ -106,7 +112,6 @@ def squeue_jobs(env) -> list[tuple[str, str, str]]:
     return [tuple(line.split("|", 2)) for line in out.splitlines() if line.count("|") == 2]
 
 
-@pytest.mark.cluster
 def test_the_test_run_through_slurm_survives_a_scancel(slurm, workdir):
     env = slurm
     run = subprocess.Popen([*SNAKEMAKE], cwd=workdir, env=env, stdout=subprocess.PIPE,

@@ -175,7 +175,7 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     leaderboard = (results / "leaderboard.md").read_text()
     assert "AutoAttack L∞ eps=0.2 (%)" in leaderboard and "| ABCL " in leaderboard
     sce = next(results.glob("models/loss~sce/*/*/*/*/seed~0"))  # each long step logs as it goes
-    assert re.search(r"s\] evaluate .*: attack 1/\d+ fgsm linf eps=0.2: accuracy", (sce / "eval.log").read_text())
+    assert re.search(r"s\] evaluate .*: attack \d+/\d+ fgsm linf eps=0.2: accuracy", (sce / "eval.log").read_text())
     assert "adversarial set bim_linf" in (sce / "features.log").read_text()
     assert re.search(r"t-SNE .*: 400 points, perplexity 10", (sce / "tsne.log").read_text())
     assert (sce / "train.log").read_text().count("epoch 1/1") == 1
