@@ -16,7 +16,7 @@ SCRIPTS = sorted(p.name for p in (ROOT / "benchmarks").iterdir() if p.suffix in 
 
 
 def run_script(*args):
-    command = ["bash"] if args[0].endswith(".sh") else [sys.executable]
+    command = ["bash"] if args[0].endswith(".sh") else [sys.executable]  # a script path, or -c CODE
     return subprocess.run([*command, *args], cwd=ROOT, check=True, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
 
@@ -37,11 +37,32 @@ def test_every_script_is_checked_here():
                        "lr_scaling.py", "pipeline_times.py"]
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_script_answers_help(script):
-    printed = run_script(f"benchmarks/{script}", "--help").stdout
-    assert len(printed.splitlines()) >= 2
-    assert "usage:" in printed or script.endswith(".sh")
+# Each Python script runs as __main__ with --help, all in one interpreter: torch is imported once.
+HELP_OF_EACH = """
+import contextlib, io, json, os, runpy, sys
+printed = {}
+for script in sys.argv[1:]:
+    sys.argv, sys.path[0] = [script, "--help"], os.path.dirname(script)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as done:
+            assert done.code in (0, None), script
+    printed[os.path.basename(script)] = out.getvalue()
+print(json.dumps(printed))
+"""
+
+
+def test_every_script_answers_help():
+    python = [f"benchmarks/{s}" for s in SCRIPTS if s.endswith(".py")]
+    printed = json.loads(run_script("-c", HELP_OF_EACH, *python).stdout.splitlines()[-1])
+    for script in SCRIPTS:
+        if script.endswith(".sh"):
+            printed[script] = run_script(f"benchmarks/{script}", "--help").stdout
+    for script in SCRIPTS:
+        assert len(printed[script].splitlines()) >= 2, script
+        assert "usage:" in printed[script] or script.endswith(".sh"), script
 
 
 @pytest.mark.slow
