@@ -114,17 +114,22 @@ def squeue_jobs(env) -> list[tuple[str, str, str]]:
 
 def test_the_test_run_through_slurm_survives_a_scancel(slurm, workdir):
     env = slurm
-    run = subprocess.Popen([*SNAKEMAKE], cwd=workdir, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-    cancelled = None
-    while cancelled is None and run.poll() is None:  # the first evaluation group that runs
+    log_path = workdir / "first-run.log"  # a file, not a pipe: an unread pipe would stall Snakemake
+    with open(log_path, "w") as log:
+        run = subprocess.Popen([*SNAKEMAKE], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    cancelled, give_up = None, time.monotonic() + HANG_GUARD_S
+    while cancelled is None and run.poll() is None and time.monotonic() < give_up:  # the first evaluation group
         running = [job for job, state, comment in squeue_jobs(env) if state == "RUNNING" and "evaluate" in comment]
         if running:
             time.sleep(5)  # let it write part of its outputs
             subprocess.run(["scancel", running[0]], env=env, check=True)
             cancelled = running[0]
         time.sleep(1)
-    first_log, _ = run.communicate(timeout=HANG_GUARD_S)
+    try:
+        run.wait(timeout=HANG_GUARD_S)
+    finally:
+        run.kill()  # a no-op when it ended by itself, as it must
+    first_log = log_path.read_text()
     assert cancelled, "no evaluation group ever ran:\n" + first_log[-3000:]
     # the cancelled group is seen to fail (plugin 2.8.0 with sacct polled it forever)
     assert run.returncode != 0 and f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in first_log
