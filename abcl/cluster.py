@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from abcl import ABCLError
+from abcl.records import atomic_path
 
 RUNTIME_FACTOR = 2.0
 RUNTIME_SLACK_MIN = 2
@@ -79,7 +80,8 @@ def measure(results: str | Path) -> dict[str, dict]:
 def write_table(results_dirs: list[str | Path], out: str | Path) -> dict:
     """Measure each results folder and write the table (YAML) keyed by the folder's name."""
     table = {"measured": {Path(r).name: measure(r) for r in results_dirs}}
-    Path(out).write_text(HEADER + yaml.safe_dump(table, sort_keys=False, width=120, default_flow_style=None))
+    with atomic_path(out) as part:
+        part.write_text(HEADER + yaml.safe_dump(table, sort_keys=False, width=120, default_flow_style=None))
     return table
 
 

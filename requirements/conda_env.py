@@ -60,9 +60,10 @@ def _is_post_deploy(pin: str) -> bool:
 
 def render(lock: Path = LOCK) -> dict[Path, str]:
     """The environment file and its post-deploy script, as the lock gives them."""
+    pinned = pins(lock)
     env = HEADER.format(post=", ".join(POST_DEPLOY_ONLY))
-    env += "".join(f"      - {pin}\n" for pin in pins(lock) if not _is_post_deploy(pin))
-    post = POST_DEPLOY_SCRIPT.format(pins=" ".join(p for p in pins(lock) if _is_post_deploy(p)))
+    env += "".join(f"      - {pin}\n" for pin in pinned if not _is_post_deploy(pin))
+    post = POST_DEPLOY_SCRIPT.format(pins=" ".join(p for p in pinned if _is_post_deploy(p)))
     return {ENV: env, POST_DEPLOY: post}
 
 

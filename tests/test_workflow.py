@@ -68,7 +68,7 @@ def test_dry_run_plans_one_job_per_configuration(workdir, configfile):
     assert f"output: {results}data/" in dry_run
 
 
-@pytest.mark.parametrize("profile", ["local", "gpu", "slurm"])
+@pytest.mark.parametrize("profile", ["local", "gpu", "slurm", "slurm-cpu"])
 def test_profile_dry_runs(workdir, profile):
     shutil.copytree(ROOT / "profiles", workdir / "profiles")
     result = snakemake("-n", "--profile", f"profiles/{profile}", "--configfile", "config/paper.yaml", cwd=workdir)
