@@ -14,7 +14,7 @@ Where the losses apply [ours]:
 A budget warm-up (``adv_eps_warmup_epochs``) ramps eps and the step from 0: a short PGD training
 at eps 0.3 otherwise stays at chance level (seen on mnist5k: loss 2.31, accuracy 0.10 after two
 epochs). The examples are crafted in eval mode (dropout off, as both papers' code does), ascending in log
-space (no saturation blind spot; :mod:`abcl.attacks`), on the device without a host sync; crafting
+space (no saturation blind spot; :func:`abcl.losses.ce_in_log_space`), on the device without a host sync; crafting
 never advances the AB warm-up, the loss step does once.
 """
 
@@ -25,9 +25,51 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from abcl.attacks import Budget, pgd_linf_examples, trades_linf_examples
 from abcl.config import Adversarial, TrainConfig
+from abcl.losses import ce_in_log_space
 from abcl.models import ABCLNet
+
+# ---------------------------------------------------------------- the attacks inside training
+# Hand-written, not torchattacks: its attacks check the input range with a host sync per call and
+# toggle the model's mode; these run on the device without a sync and leave the mode to the caller.
+Budget = float | torch.Tensor  # a 0-dim device tensor while a budget ramps up: no host sync
+
+
+def _project_linf(adv: torch.Tensor, images: torch.Tensor, eps: Budget) -> torch.Tensor:
+    return torch.minimum(torch.maximum(adv, images - eps), images + eps).clamp_(0.0, 1.0)
+
+
+def _linf_ascent(objective, start: torch.Tensor, images: torch.Tensor, eps: Budget, steps: int,
+                 step_size: Budget) -> torch.Tensor:
+    """``steps`` times x' <- Proj_{B(x, eps) and [0,1]}(x' + step_size * sign(grad_x' objective(x')))."""
+    adv = _project_linf(start, images, eps)
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        grad, = torch.autograd.grad(objective(adv), adv)
+        adv = _project_linf(adv.detach() + step_size * grad.sign(), images, eps)
+    return adv.detach()
+
+
+def pgd_linf_examples(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Budget,
+                      steps: int, step_size: Budget) -> torch.Tensor:
+    """Madry et al.'s PGD: x' uniform in the L-inf ball, then signed steps ascending
+    u = :func:`ce_in_log_space` (the CE's direction without its saturation blind spot)."""
+    start = images + (2 * torch.rand_like(images) - 1) * eps
+    return _linf_ascent(lambda adv: ce_in_log_space(model(adv).float(), labels).sum(), start, images, eps,
+                        steps, step_size)
+
+
+def trades_linf_examples(model: torch.nn.Module, images: torch.Tensor, eps: Budget, steps: int,
+                         step_size: Budget) -> torch.Tensor:
+    """TRADES' inner maximization (Zhang et al.): x' = x + 0.001 N(0, I), then signed steps
+    ascending KL(p(x) || p(x')), computed from log-probabilities in float32, projected as PGD's."""
+    with torch.no_grad():
+        target = F.log_softmax(model(images).float(), dim=1)
+
+    def divergence(adv: torch.Tensor) -> torch.Tensor:
+        return F.kl_div(F.log_softmax(model(adv).float(), dim=1), target, log_target=True, reduction="sum")
+    return _linf_ascent(divergence, images + 0.001 * torch.randn_like(images), images, eps, steps, step_size)
+
 
 Objective = Callable[[ABCLNet, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 

@@ -22,17 +22,7 @@ import torchattacks
 from torch import nn
 
 from abcl.config import AttackSpec
-
-
-def ce_in_log_space(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """u_i = logsumexp_{j != d_i} z_ij - z_{i,d_i}, per sample, in float64.
-
-    CE_i = log(1 + e^{u_i}) = softplus(u_i), so grad CE = sigmoid(u) grad u: the same direction
-    and the same ordering of loss values, but grad u has the true-class term -grad z_{d_i} whole
-    however saturated the softmax (sigmoid(u) is what underflows)."""
-    z = logits.double()
-    rivals = z.masked_fill(F.one_hot(labels, z.shape[1]).bool(), float("-inf"))
-    return torch.logsumexp(rivals, dim=1) - z.gather(1, labels[:, None]).squeeze(1)
+from abcl.losses import ce_in_log_space
 
 
 class _CEInLogSpace(torch.autograd.Function):
@@ -95,48 +85,6 @@ class APGDLogSpaceCE(torchattacks.APGD):
 
     def dlr_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return ce_in_log_space(x, y)
-
-
-# ---------------------------------------------------------------- attacks inside adversarial training
-# Hand-written, not torchattacks: its attacks check the input range with a host sync per call and
-# toggle the model's mode; these run on the device without a sync and leave the mode to the caller.
-Budget = float | torch.Tensor  # a 0-dim device tensor while a budget ramps up: no host sync
-
-
-def _project_linf(adv: torch.Tensor, images: torch.Tensor, eps: Budget) -> torch.Tensor:
-    return torch.minimum(torch.maximum(adv, images - eps), images + eps).clamp_(0.0, 1.0)
-
-
-def _linf_ascent(objective, start: torch.Tensor, images: torch.Tensor, eps: Budget, steps: int,
-                 step_size: Budget) -> torch.Tensor:
-    """``steps`` times x' <- Proj_{B(x, eps) and [0,1]}(x' + step_size * sign(grad_x' objective(x')))."""
-    adv = _project_linf(start, images, eps)
-    for _ in range(steps):
-        adv.requires_grad_(True)
-        grad, = torch.autograd.grad(objective(adv), adv)
-        adv = _project_linf(adv.detach() + step_size * grad.sign(), images, eps)
-    return adv.detach()
-
-
-def pgd_linf_examples(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: Budget, steps: int,
-                      step_size: Budget) -> torch.Tensor:
-    """Madry et al.'s PGD: x' uniform in the L-inf ball, then signed steps ascending
-    u = :func:`ce_in_log_space` (the CE's direction without its saturation blind spot)."""
-    start = images + (2 * torch.rand_like(images) - 1) * eps
-    return _linf_ascent(lambda adv: ce_in_log_space(model(adv).float(), labels).sum(), start, images, eps,
-                        steps, step_size)
-
-
-def trades_linf_examples(model: nn.Module, images: torch.Tensor, eps: Budget, steps: int,
-                         step_size: Budget) -> torch.Tensor:
-    """TRADES' inner maximization (Zhang et al.): x' = x + 0.001 N(0, I), then signed steps
-    ascending KL(p(x) || p(x')), computed from log-probabilities in float32, projected as PGD's."""
-    with torch.no_grad():
-        target = F.log_softmax(model(images).float(), dim=1)
-
-    def divergence(adv: torch.Tensor) -> torch.Tensor:
-        return F.kl_div(F.log_softmax(model(adv).float(), dim=1), target, log_target=True, reduction="sum")
-    return _linf_ascent(divergence, images + 0.001 * torch.randn_like(images), images, eps, steps, step_size)
 
 
 def fgsm_linf(model: nn.Module, eps: float) -> torchattacks.Attack:

@@ -27,6 +27,17 @@ BASES = ("sce", "cos_sce", "cosface")
 
 
 # ---------------------------------------------------------------- formulas
+def ce_in_log_space(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """u_i = logsumexp_{j != d_i} z_ij - z_{i,d_i}, per sample, in float64.
+
+    CE_i = log(1 + e^{u_i}) = softplus(u_i), so grad CE = sigmoid(u) grad u: the same direction
+    and the same ordering of loss values, but grad u has the true-class term -grad z_{d_i} whole
+    however saturated the softmax (sigmoid(u) is what underflows)."""
+    z = logits.double()
+    rivals = z.masked_fill(F.one_hot(labels, z.shape[1]).bool(), float("-inf"))
+    return torch.logsumexp(rivals, dim=1) - z.gather(1, labels[:, None]).squeeze(1)
+
+
 def cosine_matrix(embeddings: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """c_ij = W_j_hat . y_i_hat in float32 (also under autocast); W is normalized functionally,
     never in place."""

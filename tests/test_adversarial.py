@@ -9,8 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from abcl.adversarial import budget, training_objective
-from abcl.attacks import pgd_linf_examples, trades_linf_examples
+from abcl.adversarial import budget, pgd_linf_examples, trades_linf_examples, training_objective
 from abcl.config import Adversarial, TrainConfig, experiment_plan, load_config
 from abcl.data import Dataset, as_float_images
 from abcl.evaluate import predict

@@ -189,12 +189,14 @@ def test_bad_loss_arguments_raise_clear_error(bad, message):
     assert str(caught.value) == message
 
 
-def test_import_abcl_losses_pulls_in_torch_only():
+def test_import_abcl_losses_pulls_in_torch_only_and_training_no_attack_library():
     heavy = ["snakemake", "seaborn", "torchattacks", "pandas", "matplotlib", "yaml", "jsonschema", "sklearn",
              "torchvision", "abcl.config"]
-    code = f"import sys, abcl.losses; print([m for m in {heavy!r} if m in sys.modules])"
+    # and a training job never imports torchattacks (a second a job, 165 jobs in the paper's grid)
+    code = (f"import sys, abcl.losses; print([m for m in {heavy!r} if m in sys.modules]); "
+            "import abcl.train; print('torchattacks' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.split() == ["[]", "False"]
 
 
 @pytest.mark.parametrize("bad,message", [
