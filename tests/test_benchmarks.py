@@ -37,26 +37,32 @@ def test_every_script_is_checked_here():
                        "lr_scaling.py", "pipeline_times.py"]
 
 
-# Each Python script runs as __main__ with --help, all in one interpreter: torch is imported once.
-HELP_OF_EACH = """
+# Each (script, *args) runs as __main__, all in one interpreter (torch is imported once); what
+# each printed comes back as JSON on the last line.
+RUN_EACH = """
 import contextlib, io, json, os, runpy, sys
-printed = {}
-for script in sys.argv[1:]:
-    sys.argv, sys.path[0] = [script, "--help"], os.path.dirname(script)
+printed = []
+for script, *args in json.loads(sys.argv[1]):
+    sys.argv, sys.path[0] = [script, *args], os.path.dirname(script)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         try:
             runpy.run_path(script, run_name="__main__")
         except SystemExit as done:
             assert done.code in (0, None), script
-    printed[os.path.basename(script)] = out.getvalue()
+    printed.append(out.getvalue())
 print(json.dumps(printed))
 """
 
 
+def run_each(*runs: list[str]) -> list[str]:
+    """What each run printed; runs are [script path, *args], Python scripts only."""
+    return json.loads(run_script("-c", RUN_EACH, json.dumps(runs)).stdout.splitlines()[-1])
+
+
 def test_every_script_answers_help():
-    python = [f"benchmarks/{s}" for s in SCRIPTS if s.endswith(".py")]
-    printed = json.loads(run_script("-c", HELP_OF_EACH, *python).stdout.splitlines()[-1])
+    python = [s for s in SCRIPTS if s.endswith(".py")]
+    printed = dict(zip(python, run_each(*([f"benchmarks/{s}", "--help"] for s in python))))
     for script in SCRIPTS:
         if script.endswith(".sh"):
             printed[script] = run_script(f"benchmarks/{script}", "--help").stdout
@@ -65,24 +71,41 @@ def test_every_script_answers_help():
         assert "usage:" in printed[script] or script.endswith(".sh"), script
 
 
+TINY_RUNS = {
+    "bench.py": ["--epochs", "1", "--batch-sizes", "256", "--adaptive-config", ".test/config/config.yaml",
+                 "--adaptive-n", "10", "--tsne-points", "100"],
+    "gpu_profile.py": ["--arch", "small", "--device", "cpu", "--repeats", "2", "--attack-batch", "200",
+                       "--skip-startup"],
+    "lr_scaling.py": ["--epochs", "1", "--batch-sizes", "512", "--powers", "1"],
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """Each training benchmark at a tiny size on the CPU, all in one interpreter: its JSON's path."""
+    outs = {script: tmp_path_factory.mktemp(script.removesuffix(".py")) / "out.json" for script in TINY_RUNS}
+    run_each(*([f"benchmarks/{script}", *args, "--out", str(outs[script])] for script, args in TINY_RUNS.items()))
+    return outs
+
+
 @pytest.mark.slow
-def test_benchmark_trains_both_ways_and_records_where(tmp_path):
-    out = tmp_path / "bench.json"
-    run_script("benchmarks/bench.py", "--epochs", "1", "--batch-sizes", "256",
-               "--adaptive-config", ".test/config/config.yaml", "--adaptive-n", "10", "--tsne-points", "100",
-               "--out", str(out))
-    results = results_of(out, "bench.py")
+def test_benchmark_trains_both_ways_and_records_where(tiny_runs):
+    results = results_of(tiny_runs["bench.py"], "bench.py")
     assert 0.1 < results["naive_clean_accuracy"] <= 1 and 0.1 < results["abcl_b256_clean_accuracy"] <= 1
     assert results["bim_speedup"] == pytest.approx(results["naive_bim10_s"] / results["abcl_bim10_s"])
 
 
 @pytest.mark.slow
-def test_profile_writes_its_step_times(tmp_path):
-    out = tmp_path / "profile.json"
-    run_script("benchmarks/gpu_profile.py", "--arch", "small", "--device", "cpu", "--repeats", "2", "--attack-batch", "200", "--skip-startup",
-               "--out", str(out))
-    results = results_of(out, "gpu_profile.py")
+def test_profile_writes_its_step_times(tiny_runs):
+    results = results_of(tiny_runs["gpu_profile.py"], "gpu_profile.py")
     assert results["train_b256_nchw_fp32_heuristic_ms_per_step"] > 0
+
+
+@pytest.mark.slow
+def test_lr_scaling_compares_each_rule_with_the_paper_batch(tiny_runs):
+    summary = results_of(tiny_runs["lr_scaling.py"], "lr_scaling.py")["summary"]
+    assert [(row["batch_size"], row["lr"]) for row in summary] == [(256, 2e-3), (512, 4e-3)]
+    assert summary[1]["gap_points"] == pytest.approx(100 * (summary[1]["mean_accuracy"] - summary[0]["mean_accuracy"]))
 
 
 @pytest.mark.slow
@@ -91,15 +114,6 @@ def test_profile_workers_share_the_device_and_report_a_rate():
     from benchmarks.gpu_profile import concurrent_steps_per_s
     rate, last_ready = concurrent_steps_per_s("small", 2, steps=3, device="cpu", start_delay=3)
     assert rate > 0 and isinstance(last_ready, float)  # how late a worker was is reported, not judged
-
-
-@pytest.mark.slow
-def test_lr_scaling_compares_each_rule_with_the_paper_batch(tmp_path):
-    out = tmp_path / "lr.json"
-    run_script("benchmarks/lr_scaling.py", "--epochs", "1", "--batch-sizes", "512", "--powers", "1", "--out", str(out))
-    summary = results_of(out, "lr_scaling.py")["summary"]
-    assert [(row["batch_size"], row["lr"]) for row in summary] == [(256, 2e-3), (512, 4e-3)]
-    assert summary[1]["gap_points"] == pytest.approx(100 * (summary[1]["mean_accuracy"] - summary[0]["mean_accuracy"]))
 
 
 def test_pipeline_times_sums_the_rules_benchmark_files(tmp_path):

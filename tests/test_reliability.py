@@ -5,6 +5,7 @@ import signal
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from abcl.config import attack_specs
 from abcl.train import load_model, train_model
 
 ROOT = Path(__file__).resolve().parent.parent
+HANG_GUARD_S = 900  # a test that would otherwise wait forever fails after this
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +47,10 @@ def checkpoint_epoch(path):
 @pytest.mark.slow
 def test_sigkilled_training_resumes_to_identical_metrics(prepared, tmp_path):
     cfg = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512, k2=64, epochs=3, seed=3)
-    reference = tmp_path / "uninterrupted"
-    logged = subprocess.run(train_command(cfg, prepared, reference, quiet=False), check=True, capture_output=True,
-                            text=True)
-    # not a terminal, as in a workflow job's log: a plain line per epoch, no progress bar
-    lines = [line for line in logged.stderr.splitlines() if line.startswith("epoch ")]
-    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
-    assert all(line.endswith(" s elapsed") and "train accuracy" in line for line in lines)
-    assert "\r" not in logged.stderr
-
-    resumed = tmp_path / "killed"
+    reference, resumed = tmp_path / "uninterrupted", tmp_path / "killed"
+    # the uninterrupted run and the one to be killed side by side (one thread each)
+    uninterrupted = subprocess.Popen(train_command(cfg, prepared, reference, quiet=False), stderr=subprocess.PIPE,
+                                     text=True)
     job = subprocess.Popen(train_command(cfg, prepared, resumed))
     # no deadline: on a busy machine the epochs just come later
     while checkpoint_epoch(resumed / "checkpoint.pt") < 2 and job.poll() is None:
@@ -64,6 +60,14 @@ def test_sigkilled_training_resumes_to_identical_metrics(prepared, tmp_path):
     killed_at = checkpoint_epoch(resumed / "checkpoint.pt")
     assert killed_at == 2, "the job must be killed mid-run, in its last epoch"
     assert not (resumed / "model.pt").exists() and not (resumed / "train.json").exists()
+
+    logged = uninterrupted.communicate()[1]
+    assert uninterrupted.returncode == 0, logged[-2000:]
+    # not a terminal, as in a workflow job's log: a plain line per epoch, no progress bar
+    lines = [line for line in logged.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all(line.endswith(" s elapsed") and "train accuracy" in line for line in lines)
+    assert "\r" not in logged
 
     subprocess.run(train_command(cfg, prepared, resumed), check=True, capture_output=True)
     first = json.loads((reference / "train.json").read_text())
@@ -132,9 +136,17 @@ def test_killed_evaluation_leaves_no_result(prepared, trained_cosface, tmp_path)
     # a million steps: whenever the kill comes, the evaluation has not finished
     attacks = json.dumps({"bim_linf": {"eps": [0.1, 0.2, 0.3], "steps": 1_000_000}})
     job = subprocess.Popen([sys.executable, "-m", "abcl", "evaluate", "--model", str(tmp_path / "model.pt"),
-                            "--data", str(prepared), "--attacks", attacks, "--device", "cpu", "--out", str(out)])
-    time.sleep(6)
-    assert job.poll() is None, "the evaluation should still be running"
+                            "--data", str(prepared), "--attacks", attacks, "--device", "cpu", "--out", str(out)],
+                           stdout=subprocess.PIPE, text=True)
+    # killed once it is attacking (its progress line for the clean pass is out), whenever that is;
+    # a guard against a hang should that line never come, not a deadline
+    guard = threading.Timer(HANG_GUARD_S, job.kill)
+    guard.start()
+    try:
+        started = next((line for line in job.stdout if ": clean: accuracy " in line), None)
+    finally:
+        guard.cancel()
+    assert started and job.poll() is None, "the evaluation should be attacking, still running"
     job.send_signal(signal.SIGKILL)
     job.wait()
     assert not out.exists()
