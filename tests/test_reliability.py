@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import snakemake_forks
 import torch
 
 from abcl.cli import main
@@ -117,8 +118,7 @@ def test_second_snakemake_on_same_directory_is_refused(tmp_path):
         while not (lock_dir.exists() and any(lock_dir.iterdir())) and first.poll() is None:
             time.sleep(0.05)
         assert lock_dir.exists() and any(lock_dir.iterdir()), "the first run must hold its lock"
-        second = subprocess.run([*base, "results/mnist5k/data/mnist5k.pt"], cwd=tmp_path, capture_output=True,
-                                text=True)
+        second = snakemake_forks.run([*base[3:], "results/mnist5k/data/mnist5k.pt"], tmp_path)
         assert second.returncode != 0
         assert "LockException" in second.stdout + second.stderr or "Directory cannot be locked" in (
             second.stdout + second.stderr)
@@ -157,8 +157,8 @@ def test_unknown_profile_key_is_refused(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
     (tmp_path / "profiles" / "typo").mkdir(parents=True)
     (tmp_path / "profiles" / "typo" / "config.yaml").write_text("cores: 2\nrerun-incompleet: true\n")
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-                             "-n", "--profile", "profiles/typo"], cwd=tmp_path, capture_output=True, text=True)
+    result = snakemake_forks.run(["--snakefile", str(ROOT / "workflow" / "Snakefile"), "-n", "--profile", "profiles/typo"],
+                                 tmp_path)
     assert result.returncode != 0
     assert "rerun-incompleet" in result.stderr
 
