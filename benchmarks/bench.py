@@ -92,8 +92,8 @@ def naive_training(cfg: TrainConfig, dataset, device: torch.device,
     return time.perf_counter() - start, epoch_seconds, model.eval()
 
 
-def naive_bim(model, dataset, device, eps: float, steps: int, batch_size: int = 128) -> float:
-    loader = DataLoader(PerSampleImages(dataset.test_x, dataset.test_y), batch_size=batch_size)
+def naive_bim(model, dataset, device, eps: float, steps: int, n: int | None = None, batch_size: int = 128) -> float:
+    loader = DataLoader(PerSampleImages(dataset.test_x[:n], dataset.test_y[:n]), batch_size=batch_size)
     attack = torchattacks.BIM(model, eps=eps, alpha=2.5 * eps / steps, steps=steps)
     synchronize(device)
     start = time.perf_counter()
@@ -198,13 +198,16 @@ def paper_sce_floor(args, dataset, device: torch.device, results: dict) -> None:
 
 def attack_results(args, model, dataset, device: torch.device, results: dict) -> None:
     """Naive BIM-10 (torchattacks over a DataLoader, fp32) against abcl.attacks.perturb on the test
-    split; with ``--adaptive-config``, the time of that config's adaptive attacks on a subset."""
+    split (its first ``--bim-n`` images); with ``--adaptive-config``, the time of that config's
+    adaptive attacks on a subset."""
     # as in an `abcl evaluate` job: no cuDNN autotuning (PGD restarts attack ever-smaller batches,
     # and each new shape would be tuned again); training above switched it on in this process
     torch.backends.cudnn.benchmark = False
     spec = AttackSpec("bim", "linf", 0.2, steps=10)
-    results["naive_bim10_s"] = naive_bim(model, dataset, device, spec.eps, spec.steps)
-    images, labels = as_float_images(dataset.test_x.to(device)), dataset.test_y.to(device)
+    n = args.bim_n
+    results["bim_n_test"] = len(dataset.test_y[:n])
+    results["naive_bim10_s"] = naive_bim(model, dataset, device, spec.eps, spec.steps, n)
+    images, labels = as_float_images(dataset.test_x[:n].to(device)), dataset.test_y[:n].to(device)
     batch = 2000 if device.type == "cuda" else 128
     synchronize(device)
     start = time.perf_counter()
@@ -258,6 +261,7 @@ def main() -> None:
                         help="also train the paper's SCE setting this many epochs and check 99.2%% clean accuracy")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak, for the fraction of peak")
+    parser.add_argument("--bim-n", type=int, help="test images for the BIM-10 timing (default: all)")
     parser.add_argument("--adaptive-config", help="time this workflow config's adaptive attacks on one model")
     parser.add_argument("--adaptive-n", type=int, default=1000, help="test images for the adaptive timing")
     parser.add_argument("--tsne-points", type=int, default=2000)

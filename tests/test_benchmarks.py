@@ -72,8 +72,8 @@ def test_every_script_answers_help():
 
 
 TINY_RUNS = {
-    "bench.py": ["--epochs", "1", "--batch-sizes", "256", "--adaptive-config", ".test/config/config.yaml",
-                 "--adaptive-n", "10", "--tsne-points", "100"],
+    "bench.py": ["--epochs", "1", "--batch-sizes", "256", "--bim-n", "200", "--adaptive-config",
+                 ".test/config/config.yaml", "--adaptive-n", "10", "--tsne-points", "100"],
     "gpu_profile.py": ["--arch", "small", "--device", "cpu", "--repeats", "2", "--attack-batch", "200",
                        "--skip-startup"],
     "lr_scaling.py": ["--epochs", "1", "--batch-sizes", "512", "--powers", "1"],
@@ -93,6 +93,7 @@ def test_benchmark_trains_both_ways_and_records_where(tiny_runs):
     results = results_of(tiny_runs["bench.py"], "bench.py")
     assert 0.1 < results["naive_clean_accuracy"] <= 1 and 0.1 < results["abcl_b256_clean_accuracy"] <= 1
     assert results["bim_speedup"] == pytest.approx(results["naive_bim10_s"] / results["abcl_bim10_s"])
+    assert results["bim_n_test"] == 200
 
 
 @pytest.mark.slow

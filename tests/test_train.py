@@ -16,11 +16,10 @@ from abcl.train import (TrainingDiverged, graphed, load_model, prepare_training,
                         train_model)
 
 
-def test_small_net_learns_and_same_seed_reproduces(mnist5k, tmp_path):
+def test_small_net_learns_and_records_its_config(mnist5k, tmp_path):
+    """(That the same seed reproduces a training is tests/test_reliability.py's business.)"""
     cfg = TrainConfig(loss="sce", epochs=3, seed=7)
-    first = train_model(cfg, mnist5k, tmp_path / "a", device="cpu", progress=False)
-    second = train_model(cfg, mnist5k, tmp_path / "b", device="cpu", progress=False)
-    assert first["history"] == second["history"]
+    train_model(cfg, mnist5k, tmp_path / "a", device="cpu", progress=False)
     model, loaded_cfg = load_model(tmp_path / "a" / "model.pt")
     assert loaded_cfg == cfg
     accuracy = (predict(model, as_float_images(mnist5k.test_x)) == mnist5k.test_y).float().mean().item()
