@@ -25,7 +25,6 @@ from pathlib import Path
 
 import torch
 
-from abcl.attacks import AttackView
 from abcl.config import TrainConfig
 from abcl.models import build_model
 from abcl.device import resolve_device
@@ -162,6 +161,7 @@ def concurrent_steps_per_s(arch: str, processes: int, steps: int = 300, device: 
 
 def attack_step_fn(arch: str, batch: int, device: torch.device, channels_last: bool, stable: bool):
     """One BIM step as torchattacks takes it: forward, input gradient of the cross-entropy."""
+    from abcl.attacks import AttackView  # here: the card-sharing workers import this module, and train only
     model = build_model(TrainConfig(loss="cosface", s=5, m=0.35, arch=arch)).to(device).eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from abcl.config import TrainConfig
 from abcl.evaluate import predict
 from abcl.models import build_model
-from abcl.data import as_float_images
+from abcl.data import Dataset, as_float_images
 from abcl.train import (TrainingDiverged, graphed, load_model, prepare_training, seed_everything,
                         train_model)
 
@@ -131,9 +131,10 @@ def test_training_loop_keeps_the_cuda_graph_contract(mnist5k, monkeypatch):
     next call overwrites it, and the capture puts back the random state and the AB warm-up
     counter its warm-up passes advanced."""
     cfg = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512, k2=64, epochs=2, seed=4)
+    subset = Dataset("mnist5k", mnist5k.train_x[:1024], mnist5k.train_y[:1024], mnist5k.test_x, mnist5k.test_y)
 
     def history(graphs):
-        run = prepare_training(cfg, mnist5k, torch.device("cpu"))
+        run = prepare_training(cfg, subset, torch.device("cpu"))
         if graphs:  # as prepare_training does on CUDA: one batch's shapes, before any epoch
             batch = slice(0, cfg.batch_size)
             run.step = graphed(run.step, run.images[batch], run.labels[batch])
