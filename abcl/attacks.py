@@ -17,7 +17,6 @@ import contextlib
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 import torchattacks
 from torch import nn
 

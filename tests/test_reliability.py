@@ -113,14 +113,14 @@ def test_same_config_and_seed_give_identical_evaluation_csv(mnist5k, tmp_path):
 def test_second_snakemake_on_same_directory_is_refused(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
     lock_dir = tmp_path / ".snakemake" / "locks"
-    base = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--cores", "1"]
-    first = subprocess.Popen([*base, "results/mnist5k/data/mnist5k.pt"], cwd=tmp_path,
+    args = ["--snakefile", str(ROOT / "workflow" / "Snakefile"), "--cores", "1", "results/mnist5k/data/mnist5k.pt"]
+    first = subprocess.Popen([sys.executable, "-m", "snakemake", *args], cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         while not (lock_dir.exists() and any(lock_dir.iterdir())) and first.poll() is None:
             time.sleep(0.05)
         assert lock_dir.exists() and any(lock_dir.iterdir()), "the first run must hold its lock"
-        second = snakemake_forks.run([*base[3:], "results/mnist5k/data/mnist5k.pt"], tmp_path)
+        second = snakemake_forks.run(args, tmp_path)
         assert second.returncode != 0
         assert "LockException" in second.stdout + second.stderr or "Directory cannot be locked" in (
             second.stdout + second.stderr)
