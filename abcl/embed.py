@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
-from sklearn.model_selection import cross_val_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
 
@@ -35,17 +35,30 @@ def embed_features(arrays: dict[str, np.ndarray], perplexity: float = 30.0, seed
     })
 
 
+def knn_correct(xy: np.ndarray, labels: np.ndarray, k: int = 5) -> np.ndarray:
+    """Per point: does a k-NN classifier fitted on the other folds (stratified, unshuffled, so the
+    same points fall in the same folds for every model) get its true class right? All False where
+    a class has fewer than two points."""
+    folds = min(5, int(np.bincount(labels).min()))
+    if folds < 2:
+        return np.zeros(len(labels), bool)
+    return cross_val_predict(KNeighborsClassifier(k), xy, labels, cv=StratifiedKFold(folds)) == labels
+
+
 def separability(arrays: dict[str, np.ndarray], embedding: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     """Per set: silhouette of the 10-dim latent features by true class, and k-NN accuracy
-    (5-fold cross-validated) of the true class from the 2-D t-SNE coordinates."""
+    (5-fold cross-validated) of the true class from the 2-D t-SNE coordinates; ``embedding``
+    gains the per-point k-NN result (``knn_correct``), on which claim 3 pairs two models."""
     rows = []
+    embedding["knn_correct"] = False
     for name in dict.fromkeys(arrays["set"]):
         mask = arrays["set"] == name
         labels = arrays["labels"][mask]
-        xy = embedding.loc[mask, ["tsne_x", "tsne_y"]].to_numpy()
-        folds = min(5, int(np.bincount(labels).min()))
-        knn = cross_val_score(KNeighborsClassifier(k), xy, labels, cv=folds).mean() if folds >= 2 else float("nan")
+        right = knn_correct(embedding.loc[mask, ["tsne_x", "tsne_y"]].to_numpy(), labels, k)
+        embedding.loc[mask, "knn_correct"] = right
+        measurable = np.bincount(labels).min() >= 2
         rows.append({"set": name, "n": int(mask.sum()),
                      "silhouette": float(silhouette_score(arrays["features"][mask], labels)),
-                     "tsne_knn_accuracy": float(knn)})
-    return pd.DataFrame(rows).assign(loss=str(arrays["loss"]), config_hash=str(arrays["config_hash"]))
+                     "tsne_knn_accuracy": float(right.mean()) if measurable else float("nan")})
+    seed = int(arrays["seed"]) if "seed" in arrays else None
+    return pd.DataFrame(rows).assign(loss=str(arrays["loss"]), seed=seed, config_hash=str(arrays["config_hash"]))

@@ -35,6 +35,9 @@ def _row(cfg: TrainConfig, dev: torch.device, **values: Any) -> dict[str, Any]:
             "device": device_name(dev)}
 
 
+QUERY_ATTACKS = ("square", "autoattack")  # attacks with a query budget (Square, alone or in AutoAttack)
+
+
 class Evaluation(NamedTuple):
     rows: pd.DataFrame  # one per evaluation (clean, each attack at each budget, worst cases)
     correct: dict[str, np.ndarray]  # per evaluation key: which test images were right, test-set order
@@ -51,7 +54,8 @@ def evaluate(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: 
              n_test: int | None = None, batch_size: int = 500, device: str = "auto",
              adaptive_n_test: int | None = None, progress: Callable[[str], None] | None = None) -> Evaluation:
     """One row for clean accuracy, one per attack spec (with the measured perturbation size), and
-    per budget a ``worst_case`` row: a sample counts only if it survives every attack at that budget.
+    per norm and budget a ``worst_case`` row (:func:`nested_worst_cases`): a sample counts only if
+    it survives every attack at that budget or a smaller one of the same norm.
 
     Adaptive attacks (PGD, APGD, Square, AutoAttack) see only the first ``adaptive_n_test``
     images when it is given: their budget is thousands of passes per image. Every row then also
@@ -78,26 +82,44 @@ def evaluate(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: 
         return _row(cfg, dev, **values, accuracy=correct.double().mean().item(), n=len(correct),
                     common_accuracy=correct[:n_common].double().mean().item(), n_common=n_common)
 
-    rows = [row(clean, attack="clean", norm="none", eps=0.0, steps=0, restarts=0, max_linf=0.0, max_l2=0.0)]
+    rows = [row(clean, attack="clean", norm="none", eps=0.0, steps=0, restarts=0, queries=0, max_linf=0.0,
+                max_l2=0.0)]
     progress(f"clean: accuracy {rows[-1]['accuracy']:.4f} on {len(labels)} images")
-    survivors: dict[tuple[str, float], tuple[torch.Tensor, int]] = {}
+    survived: list[tuple[str, float, torch.Tensor]] = []  # per attack: which common images it left right
     for i, spec in enumerate(specs, 1):
         n = n_common if spec.adaptive else len(labels)
         adversarial = perturb(model, spec, images[:n], labels[:n], batch_size)
         correct = predict(model, adversarial) == labels[:n]
         delta = (adversarial - images[:n]).flatten(1)
         rows.append(row(correct, attack=spec.name, norm=spec.norm, eps=spec.eps, steps=spec.steps,
-                        restarts=spec.restarts, max_linf=delta.abs().amax().item(),
-                        max_l2=delta.norm(dim=1).amax().item()))
+                        restarts=spec.restarts, queries=spec.queries if spec.name in QUERY_ATTACKS else 0,
+                        max_linf=delta.abs().amax().item(), max_l2=delta.norm(dim=1).amax().item()))
         progress(f"attack {i}/{len(specs)} {spec.name} {spec.norm} eps={spec.eps:g}: "
                  f"accuracy {rows[-1]['accuracy']:.4f} on {n} images")
-        alive, count = survivors.get((spec.norm, spec.eps), (clean[:n_common], 0))
-        survivors[(spec.norm, spec.eps)] = (alive & correct[:n_common], count + 1)
-    for (norm, eps), (alive, count) in survivors.items():
-        if count > 1:
-            rows.append(row(alive, attack="worst_case", norm=norm, eps=eps, steps=0, restarts=0,
-                            max_linf=float("nan"), max_l2=float("nan")))
+        survived.append((spec.norm, spec.eps, correct[:n_common]))
+    adaptive = any(spec.adaptive for spec in specs)  # without them a worst case is FGSM/BIM's alone: none
+    for norm, eps, alive in nested_worst_cases(clean[:n_common], survived) if adaptive else []:
+        rows.append(row(alive, attack="worst_case", norm=norm, eps=eps, steps=0, restarts=0, queries=0,
+                        max_linf=float("nan"), max_l2=float("nan")))
     return Evaluation(pd.DataFrame(rows), per_image)
+
+
+def nested_worst_cases(clean: torch.Tensor, survived: list[tuple[str, float, torch.Tensor]]
+                       ) -> list[tuple[str, float, torch.Tensor]]:
+    """Per norm and budget eps, which images survive every attack at every eps' <= eps of that
+    norm (and are right when clean): the eps' ball lies inside the eps ball, so whatever an attacker
+    finds at eps' it may use at eps, and the worst-case accuracy never rises with eps. ``survived``
+    holds (norm, eps, which images the attack left right), all on the same images as ``clean``;
+    a budget gets a row only where at least two attacks are included."""
+    found = []
+    for norm, eps in sorted({(n, e) for n, e, _ in survived}):
+        included = [right for n, e, right in survived if n == norm and e <= eps]
+        if len(included) > 1:
+            alive = clean.clone()
+            for right in included:
+                alive &= right
+            found.append((norm, eps, alive))
+    return found
 
 
 def gradient_report(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, n_test: int | None = None,
@@ -153,5 +175,6 @@ def extract_features(model: torch.nn.Module, dataset: Dataset, n_per_set: int, a
 def save_features(arrays: dict[str, np.ndarray], cfg: TrainConfig, path: str | Path) -> None:
     with atomic_path(path) as part:
         with open(part, "wb") as handle:
-            np.savez(handle, config_hash=np.array(cfg.hash), loss=np.array(cfg.loss), **arrays)
+            np.savez(handle, config_hash=np.array(cfg.hash), loss=np.array(cfg.loss), seed=np.array(cfg.seed),
+                     **arrays)
 

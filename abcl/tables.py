@@ -72,24 +72,48 @@ def split_method(model: str) -> tuple[str, str]:
     return base, method
 
 
-def evaluation_label(attack: str, norm: str, eps: float) -> str:
-    return "clean" if attack == "clean" else f"{ATTACK_NAMES[attack]} {NORM_SYMBOL[norm]} ε={eps:g}"
+# the original AutoAttack's budget (Croce and Hein 2020): "standard" means this, and nothing less
+STANDARD_AUTOATTACK = {"steps": 100, "queries": 5000}
+
+
+def autoattack_budget(steps: int, queries: int) -> str:
+    if steps >= STANDARD_AUTOATTACK["steps"] and queries >= STANDARD_AUTOATTACK["queries"]:
+        return "standard"
+    return f"{steps:g} it., {queries:g} q."
+
+
+def evaluation_label(attack: str, norm: str, eps: float, steps: int | None = None, queries: int | None = None) -> str:
+    """'BIM L∞ ε=0.2'; an AutoAttack label also carries its budget, e.g. 'AutoAttack L∞ ε=0.2
+    (10 it., 500 q.)' or '(standard)' at the original 100 iterations and 5,000 queries."""
+    if attack == "clean":
+        return "clean"
+    label = f"{ATTACK_NAMES[attack]} {NORM_SYMBOL[norm]} ε={eps:g}"
+    if attack == "autoattack" and steps is not None and queries is not None and not pd.isna(queries):
+        label += f" ({autoattack_budget(int(steps), int(queries))})"
+    return label
 
 
 def with_evaluation(frame: pd.DataFrame) -> pd.DataFrame:
-    labels = [evaluation_label(a, n, e) for a, n, e in zip(frame.attack, frame.norm, frame.eps)]
+    if "evaluation" in frame:  # labelled already
+        return frame
+    steps = frame.steps if "steps" in frame else [None] * len(frame)
+    queries = frame.queries if "queries" in frame else [None] * len(frame)
+    labels = [evaluation_label(*row) for row in zip(frame.attack, frame.norm, frame.eps, steps, queries)]
     return frame.assign(evaluation=labels, accuracy_pct=100 * frame.accuracy)
 
 
 def ordered_evaluations(frame: pd.DataFrame, middle_only: bool = False) -> list[str]:
     """Evaluation labels in reading order: clean, FGSM L∞, BIM L∞, FGSM L2, BIM L2, budgets rising.
     With ``middle_only`` each attack keeps only its middle budget."""
+    labelled = with_evaluation(frame)
+    found = set(zip(labelled.attack, labelled.norm, labelled.eps, labelled.evaluation))
     labels = []
     for attack, norm in ATTACK_ORDER:
-        budgets = sorted(frame.eps[(frame.attack == attack) & (frame.norm == norm)].unique())
+        mine = sorted((eps, label) for a, n, eps, label in found if (a, n) == (attack, norm))
+        budgets = sorted({eps for eps, _ in mine})
         if middle_only and budgets:
             budgets = [budgets[len(budgets) // 2]]
-        labels += [evaluation_label(attack, norm, eps) for eps in budgets]
+        labels += list(dict.fromkeys(label for eps, label in mine if eps in budgets))
     return labels
 
 
@@ -98,15 +122,46 @@ def robustness_table(frame: pd.DataFrame, masking: pd.DataFrame | None = None) -
     order of ``frame``; with a masking report, a last column lists each model's flags."""
     frame = with_evaluation(frame)
     stats = frame.groupby(["model", "evaluation"], sort=False).accuracy_pct.agg(["mean", "std", "count"])
-    cells = stats.apply(lambda r: f"{r['mean']:.1f}" + ("" if r["count"] < 2 else f" ± {r['std']:.1f}"), axis=1)
-    table = cells.unstack("evaluation")
+    seeds = stats["count"].groupby("model").max()
+
+    def cell(r: pd.Series) -> str:
+        fewer = f" ({int(r['count'])} seed{'s' if r['count'] > 1 else ''})" if r["count"] < seeds[r.name[0]] else ""
+        return f"{r['mean']:.1f}" + ("" if r["count"] < 2 else f" ± {r['std']:.1f}") + fewer
+    table = stats.apply(cell, axis=1).unstack("evaluation")
     order = list(dict.fromkeys(frame.model))
-    table = table.loc[order, ordered_evaluations(frame)]
-    table.insert(0, "seeds", stats["count"].groupby("model").min().loc[order].astype(int))
+    table = table.loc[order, ordered_evaluations(frame)].fillna("")
+    table.insert(0, "seeds", seeds.loc[order].astype(int))
     if masking is not None:
         flags = masking.groupby("model")["flags"].agg(lambda f: "; ".join(sorted({x for x in f.fillna("") if x})))
         table["masking flags"] = [flags.get(model, "") or "none" for model in table.index]
     return table.rename_axis("model").reset_index()
+
+
+def _images(counts) -> str:
+    counts = sorted({int(c) for c in counts})
+    return f"{counts[0]:,}" if len(counts) == 1 else " or ".join(f"{c:,}" for c in counts)
+
+
+def robustness_tables(frame: pd.DataFrame, masking: pd.DataFrame | None = None) -> list[tuple[str, pd.DataFrame]]:
+    """The robustness table as (heading, table) pairs, each heading saying on how many test images
+    its numbers were computed: clean and the paper's attacks on every evaluated image (all seeds);
+    then, where adaptive attacks ran (on the first ``eval.adaptive_n_test`` images of the first
+    ``eval.adaptive_seeds`` seeds), every attack's accuracy on those same images beside the worst
+    case over them, so that no worst case exceeds an attack it includes."""
+    paper = frame[frame.attack.isin(PAPER_ATTACKS)]
+    tables = [(f"Clean and the paper's attacks on the first {_images(paper.n)} test images, mean ± s.d. over seeds.",
+               robustness_table(paper, masking))]
+    adaptive = frame[~frame.attack.isin([*PAPER_ATTACKS, "worst_case"])]
+    if len(adaptive):
+        ran = set(zip(adaptive.model, adaptive.seed))
+        common = frame[[pair in ran for pair in zip(frame.model, frame.seed)]]
+        common = common.assign(accuracy=common.common_accuracy, n=common.n_common)
+        tables.append((f"Every attack on the first {_images(common.n)} test images, which all of them saw (seeds "
+                       f"{', '.join(map(str, sorted(common.seed.unique())))}). Worst case: an image counts as "
+                       "robust only if it survives every attack at that budget or a smaller one of the same norm, "
+                       "so it never rises with ε and never exceeds an attack it includes.",
+                       robustness_table(common)))
+    return tables
 
 
 def markdown(frame: pd.DataFrame) -> str:
@@ -114,6 +169,10 @@ def markdown(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
-def write_table_md(table: pd.DataFrame, md_path: str | Path) -> None:
+def tables_markdown(tables: list[tuple[str, pd.DataFrame]]) -> str:
+    return "\n".join(f"{heading} Accuracy (%).\n\n{markdown(table)}" for heading, table in tables)
+
+
+def write_table_md(tables: list[tuple[str, pd.DataFrame]], md_path: str | Path) -> None:
     with atomic_path(md_path) as part:
-        part.write_text("Accuracy (%) on the test set, mean ± s.d. over seeds.\n\n" + markdown(table))
+        part.write_text(tables_markdown(tables))

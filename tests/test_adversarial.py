@@ -113,7 +113,7 @@ def test_clean_models_keep_their_hash_and_record():
 
 
 def test_plan_has_the_adversarial_grid_under_its_own_names_and_paths():
-    config = load_config(ROOT / "config" / "config.yaml")
+    config = {**load_config(ROOT / "config" / "config.yaml"), "seeds": [0]}
     plan = experiment_plan(config)
     grid = plan.for_output("adversarial")
     assert [run.name for run in grid] == ["SCE PGD-AT", "CosFace PGD-AT", "ABCL PGD-AT",

@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from abcl.config import ConfigError, attack_specs, load_config, validate_config
+from abcl.config import AttackSpec, ConfigError, attack_specs, load_config, validate_config
 
 GOOD = yaml.safe_load(open("config/config.yaml"))
 
@@ -126,6 +126,13 @@ def test_bad_attacks_given_directly_are_refused(attacks, message):
         attack_specs(attacks)
 
 
+def test_kurakin_schedule_is_refused_on_l2():
+    with pytest.raises(ConfigError, match=re.escape("at 'attacks/bim_l2': kurakin_schedule is for L∞ attacks only")):
+        validate_config(with_change("attacks/bim_l2/kurakin_schedule", True))
+    with pytest.raises(ConfigError, match="kurakin_schedule is for L∞ attacks only"):
+        AttackSpec("bim", "l2", 2.0, steps=10, kurakin_schedule=True)
+
+
 def test_kurakin_schedule_records_the_steps_it_runs():
     import torchattacks
 
@@ -142,7 +149,8 @@ def test_kurakin_schedule_records_the_steps_it_runs():
 
 def test_plan_names_each_model_once_and_gives_adaptive_attacks_to_the_table_only():
     from abcl.config import experiment_plan
-    plan = experiment_plan(validate_config(GOOD))
+    one_seed = with_change("seeds", [0])
+    plan = experiment_plan(validate_config(one_seed))
     assert len({run.path for run in plan.runs}) == len(plan.runs) == 10 + 6  # + the adversarial grid
     assert len([run for run in plan.runs if "adversarial" not in run.outputs]) == 10
     assert [r.name for r in plan.for_output("table")] == ["SCE", "CosFace", "HT-SCE", "ABCL"]
@@ -153,6 +161,26 @@ def test_plan_names_each_model_once_and_gives_adaptive_attacks_to_the_table_only
     for run in plan.runs:
         assert ("pgd_linf" in run.attacks) == ("table" in run.outputs)
         assert set(run.embed_attacks) == ({"bim_linf", "fgsm_l2"} if "fig3" in run.outputs else set())
+
+
+def test_seeds_multiply_the_plan_and_extra_seeds_get_the_middle_budgets_only():
+    from abcl.config import experiment_plan
+    plan = experiment_plan(validate_config(GOOD))  # seeds [0, 1, 2], eval.full_seeds 1
+    assert len([run for run in plan.runs if "adversarial" not in run.outputs]) == 30
+    table = plan.for_output("table")
+    assert [(r.name, r.seed) for r in table[:3]] == [("SCE", 0), ("SCE", 1), ("SCE", 2)]
+    assert [("pgd_linf" in r.attacks, "autoattack_linf" in r.attacks) for r in table if r.name == "SCE"] == \
+        [(True, True), (False, False), (False, False)]
+    assert [r.attacks["bim_linf"]["eps"] for r in table if r.name == "SCE"] == [[0.1, 0.2, 0.3], [0.2], [0.2]]
+    # Figs. 1 and 2 (and claims 1 and 2) read the middle budget only: figure-only models get no other
+    cos_sce = plan.find("Cos-SCE s=4", seed=2)
+    assert {k: v["eps"] for k, v in cos_sce.attacks.items()} == {
+        "fgsm_linf": [0.2], "bim_linf": [0.2], "fgsm_l2": [2.0], "bim_l2": [2.0]}
+    assert [r.seed for r in plan.for_output("fig3")] == [0, 0, 0]
+    every = experiment_plan(validate_config(with_change("embed/every_seed", True)))
+    assert [r.seed for r in every.for_output("fig3")] == [0, 1, 2] * 3
+    every_full = experiment_plan(validate_config(with_change("eval/full_seeds", None)))
+    assert all("pgd_linf" in r.attacks for r in every_full.for_output("table"))
     moved = with_change("abcl", {"k1": 256, "k2": 32})
     renamed = experiment_plan(validate_config(moved))
     assert renamed.find("ABCL").train.k1 == 256 and renamed.find("HT-SCE+AB 512/64").outputs == ("fig1",)

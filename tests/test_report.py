@@ -13,7 +13,7 @@ from abcl import ABCLError
 from abcl.attacks import perturb
 from abcl.config import AttackSpec, TrainConfig, attack_specs
 from abcl.evaluate import evaluate_model, gradient_report
-from abcl.report import claim_robustness, claim_scale, claims_report, masking_report, summarize
+from abcl.report import claim_robustness, claim_scale, claims_report, masking_report
 from abcl.data import as_float_images
 from abcl.train import load_model, train_model
 
@@ -121,6 +121,8 @@ def fake_evals(accuracies, n=1000):
         for (attack, norm, eps), acc in values.items():
             rows.append({"model": name, "loss": loss, "k1": k1, "k2": k2, "s": s, "m": 0.0, "seed": seed,
                          "attack": attack, "norm": norm, "eps": eps, "accuracy": acc, "n": n, "dataset": "mnist5k",
+                         "common_accuracy": acc, "n_common": n,
+                         "steps": 10 if attack != "clean" else 0, "queries": 500 if attack == "autoattack" else 0,
                          "arch": "small", "config_hash": f"{loss}{k1}{k2}{s}{seed}"})
     return pd.DataFrame(rows)
 
@@ -132,74 +134,100 @@ def fake_correct(evals):
             for r in evals.itertuples()}
 
 
-def table_models(abcl_fgsm):
+# per-seed noise of a trained network (fractions): the seed is the unit, so tests need spread
+NOISE = (0.0, 0.012, -0.008, 0.005, -0.011)
+
+
+def table_models(abcl_fgsm, seeds=(0, 1, 2, 3, 4)):
     base = {("clean", "none", 0.0): 0.97, ("bim", "linf", 0.2): 0.10}
     return fake_evals({
-        ("sce", 0, 0, 0, seed): {**base, ("fgsm", "linf", 0.2): 0.40} for seed in (0, 1, 2)
+        ("sce", 0, 0, 0, seed): {**base, ("fgsm", "linf", 0.2): 0.40 + NOISE[seed]} for seed in seeds
     } | {
-        ("cosface", 0, 0, 5, seed): {**base, ("fgsm", "linf", 0.2): 0.60 + 0.01 * seed} for seed in (0, 1, 2)
+        ("cosface", 0, 0, 5, seed): {**base, ("fgsm", "linf", 0.2): 0.60 - NOISE[seed]} for seed in seeds
     } | {
-        ("ht_sce", 512, 64, 5, seed): {**base, ("fgsm", "linf", 0.2): abcl_fgsm + 0.01 * seed} for seed in (0, 1, 2)
+        ("ht_sce", 512, 64, 5, seed): {**base, ("fgsm", "linf", 0.2): abcl_fgsm + NOISE[seed] / 2} for seed in seeds
     })
 
 
 def test_claim_verdict_follows_the_numbers():
     def verdict(evals):
         return claim_robustness(evals, fake_correct(evals))[1]
-    supported = verdict(table_models(abcl_fgsm=0.75).query("attack != 'bim'"))
-    contradicted = verdict(table_models(abcl_fgsm=0.30).query("attack != 'bim'"))
-    partly = verdict(table_models(abcl_fgsm=0.75))
-    assert supported == "SUPPORTED"
-    assert contradicted == "NOT SUPPORTED"
-    assert partly == "PARTLY SUPPORTED"  # BIM is equal for all three models
+    assert verdict(table_models(abcl_fgsm=0.75).query("attack != 'bim'")) == "SUPPORTED"
+    assert verdict(table_models(abcl_fgsm=0.30).query("attack != 'bim'")) == "CONTRADICTED"
+    assert verdict(table_models(abcl_fgsm=0.75)) == "NOT SHOWN"  # BIM is the same for all three models
+    assert verdict(table_models(abcl_fgsm=0.75, seeds=(0,)).query("attack != 'bim'")) == "NOT SHOWN"  # one seed
+
+
+def test_claim_4_compares_the_middle_budgets_and_names_masking_flags():
+    evals = table_models(abcl_fgsm=0.75)
+    evals = pd.concat([evals, evals[evals.attack == "fgsm"].assign(eps=0.1, accuracy=0.2),
+                       evals[evals.attack == "fgsm"].assign(eps=0.3, accuracy=0.9)], ignore_index=True)
+    masking = pd.DataFrame([{"model": "CosFace", "seed": 0, "masking_suspected": True,
+                             "flags": "FGSM beats BIM (linf eps=0.2)"},
+                            {"model": "SCE", "seed": 0, "masking_suspected": False, "flags": ""}])
+    claim = claim_robustness(evals, fake_correct(evals), masking)
+    assert {c.label for c in claim.comparisons} == {
+        f"ABCL vs {m}, {a} L∞ ε=0.2" for m in ("SCE", "CosFace") for a in ("FGSM", "BIM")}
+    assert "- CosFace seed 0: FGSM beats BIM (linf eps=0.2)" in claim.body and "SCE seed 0" not in claim.body
 
 
 def test_scale_claim_follows_the_numbers():
-    def fig2(accuracy_of_s):
-        return fake_evals({("cos_sce", 0, 0, s, 0): {("clean", "none", 0.0): acc} for s, acc in accuracy_of_s.items()},
-                          n=10_000)
-    def verdict(accuracy_of_s):
-        evals = fig2(accuracy_of_s)
-        return claim_scale(evals, fake_correct(evals))[1]
-    assert verdict({1: 0.95, 4: 0.99, 8: 0.97, 16: 0.90}) == "SUPPORTED"
-    assert verdict({1: 0.99, 4: 0.95, 8: 0.97, 16: 0.99}) == "NOT SUPPORTED"
-    assert verdict({1: 0.99, 8: 0.97}).startswith("CANNOT BE CHECKED")
+    def verdict(accuracy_of_s, seeds=(0, 1, 2, 3, 4)):
+        evals = fake_evals({("cos_sce", 0, 0, s, seed): {("clean", "none", 0.0): acc + NOISE[seed] * (s / 16)}
+                            for s, acc in accuracy_of_s.items() for seed in seeds}, n=10_000)
+        return claim_scale(evals, fake_correct(evals))
+    supported = verdict({1: 0.95, 4: 0.99, 8: 0.99, 16: 0.90})
+    assert supported.outcome == "SUPPORTED"
+    # s = 4 against 16 (higher) and against 1 and 8 (not worse by more than 2 points): pre-specified
+    assert [c.kind for c in supported.comparisons] == ["superior", "not worse", "not worse"]
+    assert verdict({1: 0.99, 4: 0.95, 8: 0.97, 16: 0.99}).outcome == "CONTRADICTED"
+    assert verdict({1: 0.95, 4: 0.99, 8: 0.97, 16: 0.90}, seeds=(0,)).outcome == "NOT SHOWN"
+    unmeasurable = verdict({1: 0.99, 8: 0.97})
+    assert unmeasurable.outcome == "NOT SHOWN" and "needs a grid value of s in [4, 5]" in unmeasurable.body
 
 
 def test_claims_report_is_complete_markdown():
     evals = table_models(abcl_fgsm=0.75)
-    fig1 = fake_evals({("ht_sce", k1, k2, 5, 0): {("clean", "none", 0.0): 0.9 if (k1, k2) == (0, 0) else 0.98}
-                       for k1 in (0, 512) for k2 in (0, 64)}, n=10_000)
+    fig1 = fake_evals({("ht_sce", k1, k2, 5, seed): {("clean", "none", 0.0): (0.9 if (k1, k2) == (0, 0) else 0.98)
+                                                     + NOISE[seed]}
+                       for k1 in (0, 512) for k2 in (0, 64) for seed in range(3)}, n=10_000)
     fig2 = fake_evals({("cos_sce", 0, 0, s, 0): {("clean", "none", 0.0): a} for s, a in {4: .99, 16: .9}.items()})
-    scores = pd.DataFrame([{"model": m, "set": st, "n": 500, "silhouette": 0.5, "tsne_knn_accuracy": acc}
-                           for m, acc in (("SCE", 0.8), ("CosFace", 0.9), ("ABCL", 0.97)) for st in ("train", "test")])
+    scores = pd.DataFrame([{"model": m, "set": st, "n": 500, "silhouette": 0.5, "seed": seed,
+                            "tsne_knn_accuracy": acc + sign * NOISE[seed]}
+                           for m, acc, sign in (("SCE", 0.6, 1), ("CosFace", 0.8, -1), ("ABCL", 0.97, 0.5))
+                           for st in ("train", "test") for seed in range(5)])
     correct = fake_correct(pd.concat([evals, fig1, fig2]))
     text = claims_report(fig1, fig2, evals, scores, None, correct)
-    assert "paired t over 3 seeds" in text and "McNemar exact on 10000 images" in text
-    assert text.count("**Verdict: ") == 4
-    assert "Claim 3" in text and "**Verdict: SUPPORTED**" in text
+    assert "paired t-test over 5 seeds" in text and "McNemar exact on 1000 items" in text
+    assert text.count("**Verdict: ") == 4 and "Holm" in text and "NOT SHOWN" in text
+    assert "## Claim 3" in text and "**Verdict: SUPPORTED**" in text
+    assert "one seed: each comparison is about two trained networks" in text  # claim 1 has one seed here
 
 
-def test_paired_comparison_is_mcnemar_on_one_seed_and_a_t_interval_over_seeds():
-    from abcl.report import paired
+def test_separation_claim_pairs_points_with_one_seed_and_seeds_otherwise():
+    from abcl.report import claim_separation
+    knn = {"SCE": 0.80, "CosFace": 0.88, "ABCL": 0.95}
+    over_seeds = pd.DataFrame([{"model": m, "set": "test", "n": 1000, "silhouette": 0.5, "seed": seed,
+                                "tsne_knn_accuracy": knn[m] + sign * NOISE[seed]}
+                               for m, sign in zip(knn, (1, -1, 0.5)) for seed in range(5)])
+    assert claim_separation(over_seeds).outcome == "SUPPORTED"
+    one = over_seeds[over_seeds.seed == 0]
+    points = {(m, "test"): np.arange(1000) < round(1000 * knn[m]) for m in knn}
+    paired = claim_separation(one, points)
+    assert paired.outcome == "NOT SHOWN" and paired.comparisons[0].test.startswith("McNemar exact on 1000 items: 80 vs 0")
+    with pytest.raises(ABCLError, match="pass the t-SNE embeddings"):
+        claim_separation(one)
+
+
+def test_a_comparison_of_one_seed_is_mcnemar_on_the_same_images():
+    from abcl.report import compare_accuracy
     one = fake_evals({("sce", 0, 0, 0, 0): {("fgsm", "linf", 0.2): 0.50},
                       ("cosface", 0, 0, 5, 0): {("fgsm", "linf", 0.2): 0.56}}, n=1000)
     a, b = (one[one.loss == loss] for loss in ("cosface", "sce"))
-    verdict, test = paired(a, b, fake_correct(one))
-    # 60 discordant pairs all one way: exact two-sided binomial p = 2 * 0.5^60
-    assert verdict == "higher" and test == f"McNemar exact on 1000 images: 60 vs 0 discordant, p = {2 * 0.5 ** 60:.2g}"
-    correct = fake_correct(one)
-    key = next(k for k in correct if k[0] == b.config_hash.iloc[0])
-    correct[key] = np.roll(correct[key], 30)  # same accuracy, different images: 30 vs ... discordant
-    assert paired(a, b, correct)[0] in ("higher", "indistinguishable")
-    import scipy.stats
-    assert paired(a, a, correct) == ("indistinguishable", "McNemar exact on 1000 images: 0 vs 0 discordant, p = 1")
-    seeds = fake_evals({("sce", 0, 0, 0, s): {("fgsm", "linf", 0.2): 0.50 + 0.01 * s} for s in range(3)}
-                       | {("cosface", 0, 0, 5, s): {("fgsm", "linf", 0.2): 0.52 + 0.02 * s} for s in range(3)})
-    a, b = (seeds[seeds.loss == loss] for loss in ("cosface", "sce"))
-    verdict, test = paired(a, b, {})
-    low, high = scipy.stats.t.interval(0.95, 2, loc=0.03, scale=scipy.stats.sem([0.02, 0.03, 0.04]))
-    assert verdict == "higher" and test == f"paired t over 3 seeds: [{100 * low:+.1f}, {100 * high:+.1f}] points"
+    found = compare_accuracy("CosFace vs SCE", a, b, fake_correct(one))
+    assert found.one_seed and found.p_support == pytest.approx(0.5 ** 60)
+    with pytest.raises(ABCLError, match="no per-image results"):
+        compare_accuracy("CosFace vs SCE", a, b, {})
 
 
 def test_leaderboard_ranks_by_autoattack_with_intervals():
@@ -210,23 +238,18 @@ def test_leaderboard_ranks_by_autoattack_with_intervals():
     assert table.model.tolist() == ["CosFace", "SCE"] and (table.seeds == 1).all()
     low, high = scipy_wilson(300, 1000)
     row = table.iloc[0]
-    assert row["AutoAttack L∞ eps=0.2 mean"] == 0.30 and row["AutoAttack L∞ eps=0.2 ci95 low"] == pytest.approx(low)
-    assert row["training loss"] == "cosface s=5" and row["AutoAttack images"] == 1000
-    assert f"30.0 [{100 * low:.1f}, {100 * high:.1f}]" in leaderboard_markdown(table)
+    column = "AutoAttack L∞ ε=0.2 (10 it., 500 q.)"  # the budget in the label: not the standard 100 / 5000
+    assert row[f"{column} mean"] == 0.30 and row[f"{column} ci95 low"] == pytest.approx(low)
+    assert row["training loss"] == "cosface s=5" and row["AutoAttack images"] == 1000 and row["AutoAttack seeds"] == 1
+    text = leaderboard_markdown(table)
+    assert f"30.0 [{100 * low:.1f}, {100 * high:.1f}]" in text
+    assert "a reduced budget (10 it., 500 q.; the standard is 100 iterations and 5000 queries)" in text
+    assert "standard budget" in leaderboard_markdown(leaderboard(evals.assign(steps=100, queries=5000)))
 
 
 def scipy_wilson(k, n):
     import scipy.stats
     return scipy.stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
-
-
-def test_summary_interval_uses_seeds_or_binomial():
-    one = summarize(pd.Series([0.9]), n_test=10_000)
-    assert one["half"] == pytest.approx(1.96 * (0.9 * 0.1 / 10_000) ** 0.5, rel=1e-3)  # ~ normal approximation
-    zero = summarize(pd.Series([0.0]), n_test=1000)
-    assert zero["ci95_low"] == 0.0 and 0.003 < zero["ci95_high"] < 0.005  # Wilson: not a degenerate [0, 0]
-    three = summarize(pd.Series([0.9, 0.92, 0.94]), n_test=10_000)
-    assert three["sd"] == pytest.approx(0.02) and three["ci95_low"] < 0.9
 
 
 @pytest.mark.parametrize("accuracies,expected", [
@@ -267,34 +290,19 @@ def test_table_refuses_two_configurations_under_one_name(tmp_path):
         read_named_csvs([str(paths[("SCE", 0)])])
 
 
-def test_claim_2_finds_ht_sce_and_abcl_by_their_plan_names():
+def test_claim_2_compares_abcl_with_plain_ht_sce_found_by_their_plan_names():
     from abcl.report import claim_ab_repairs
     grid = {(k1, k2): 0.9 if (k1, k2) == (0, 0) else 0.98 for k1 in (0, 256, 512) for k2 in (0, 32, 64)}
-    fig1 = fake_evals({("ht_sce", k1, k2, 5, 0): {("clean", "none", 0.0): acc} for (k1, k2), acc in grid.items()},
-                      n=10_000)
+    fig1 = fake_evals({("ht_sce", k1, k2, 5, seed): {("clean", "none", 0.0): acc + (k1 - 200) / 200 * NOISE[seed]}
+                       for (k1, k2), acc in grid.items() for seed in range(3)}, n=10_000)
     correct = fake_correct(fig1)
-    text, verdict, numbers = claim_ab_repairs(fig1, correct)
-    assert verdict == "SUPPORTED" and "(512, 64) is a good setting" in text and "512/64 not below best" in numbers
+    claim = claim_ab_repairs(fig1, correct)
+    assert claim.outcome == "SUPPORTED" and "(512, 64) repair it" in claim.statement
+    assert [c.label for c in claim.comparisons] == ["ABCL vs HT-SCE, clean"]  # pre-specified: no best-of-grid
     fig1.loc[fig1.k1 == 256, "model"] = fig1.loc[fig1.k1 == 256, "model"].where(fig1.k2 != 32, "ABCL")
     fig1.loc[(fig1.k1 == 512) & (fig1.k2 == 64), "model"] = "HT-SCE+AB 512/64"
-    assert "(256, 32) is a good setting" in claim_ab_repairs(fig1, correct)[0]  # a config's own ABCL setting
-    assert claim_ab_repairs(fig1[fig1.model != "ABCL"], correct)[1].startswith("CANNOT BE CHECKED")
-
-
-def test_separation_claim_needs_both_metrics():
-    from abcl.report import claim_separation
-
-    def scores(knn, silhouette):
-        return pd.DataFrame([{"model": m, "set": "test", "n": 1000, "tsne_knn_accuracy": knn[m],
-                              "silhouette": silhouette[m]} for m in ("SCE", "CosFace", "ABCL")])
-    good_knn = {"SCE": 0.80, "CosFace": 0.88, "ABCL": 0.95}
-    good_sil = {"SCE": 0.3, "CosFace": 0.5, "ABCL": 0.7}
-    assert claim_separation(scores(good_knn, good_sil))[1] == "SUPPORTED"
-    assert claim_separation(scores(good_knn, {"SCE": 0.7, "CosFace": 0.5, "ABCL": 0.3}))[1] == "PARTLY SUPPORTED"
-    unmeasured = claim_separation(scores({"SCE": float("nan"), "CosFace": 0.9, "ABCL": 0.95}, good_sil))
-    assert unmeasured[1] == "PARTLY SUPPORTED" and "not measured" in unmeasured[2]
-    assert claim_separation(scores({"SCE": 0.95, "CosFace": 0.9, "ABCL": 0.8},
-                                    {"SCE": 0.7, "CosFace": 0.5, "ABCL": 0.3}))[1] == "NOT SUPPORTED"
+    assert "(256, 32) repair it" in claim_ab_repairs(fig1, correct).statement  # a config's own ABCL setting
+    assert claim_ab_repairs(fig1[fig1.model != "ABCL"], correct).outcome == "NOT SHOWN"
 
 
 def fake_run(folder, dataset, n_train, verdicts, abcl_fgsm):
@@ -310,18 +318,18 @@ def fake_run(folder, dataset, n_train, verdicts, abcl_fgsm):
 
 def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
     from abcl.report import README_BEGIN, README_END, configurations_markdown, replace_generated_block
-    fake_run(tmp_path / "mnist5k", "mnist5k", 4000, ["NOT SUPPORTED"] * 4, 55.0)
-    fake_run(tmp_path / "mnist-cpu-full", "mnist", 60000, ["SUPPORTED", "NOT SUPPORTED", "PARTLY SUPPORTED",
-                                                           "PARTLY SUPPORTED"], 71.5)
+    fake_run(tmp_path / "mnist5k", "mnist5k", 4000, ["NOT SHOWN"] * 4, 55.0)
+    fake_run(tmp_path / "mnist-cpu-full", "mnist", 60000, ["SUPPORTED", "NOT SHOWN", "CONTRADICTED",
+                                                           "CONTRADICTED"], 71.5)
     (tmp_path / "mnist-cpu-full" / "adversarial.md").write_text(
-        "| t |\n## Claim 5 (ours, beyond the paper): ABCL adds.\n\n**Verdict: NOT SUPPORTED**\n")
+        "| t |\n## Claim 5 (ours, beyond the paper): ABCL adds.\n\n**Verdict: NOT SHOWN**\n")
     block = configurations_markdown([tmp_path / "mnist5k", tmp_path / "mnist-cpu-full"])
     lines = block.splitlines()
     assert "| claim " in lines[0] and "mnist5k (4,000 train images)" in lines[0] and "(60,000 train images)" in lines[0]
     claim4 = next(line for line in lines if line.startswith("| 4 (table)"))
-    assert claim4.split("|")[2].strip() == "NOT SUPPORTED" and claim4.split("|")[3].strip() == "PARTLY SUPPORTED"
+    assert claim4.split("|")[2].strip() == "NOT SHOWN" and claim4.split("|")[3].strip() == "CONTRADICTED"
     claim5 = next(line for line in lines if line.startswith("| 5 (ours)"))
-    assert claim5.split("|")[2].strip() == "not run" and claim5.split("|")[3].strip() == "NOT SUPPORTED"
+    assert claim5.split("|")[2].strip() == "not run" and claim5.split("|")[3].strip() == "NOT SHOWN"
     assert any(line.startswith("| mnist-cpu-full | ABCL ") and "| 71.5 " in line for line in lines)
     readme = f"intro\n{README_BEGIN}\nold numbers\n{README_END}\nrest\n"
     assert replace_generated_block(readme, block) == f"intro\n{README_BEGIN}\n{block}{README_END}\nrest\n"
@@ -333,26 +341,66 @@ def test_readme_holds_the_generated_configurations_block():
     from abcl.report import README_BEGIN, README_END
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     block = text.split(README_BEGIN, 1)[1].split(README_END, 1)[0]
-    assert "| claim " in block and "mnist5k (4,000 train images)" in block and "(60,000 train images)" in block
+    assert "| claim " in block and "mnist5k (4,000 train images)" in block
+    assert "PARTLY" not in block  # verdicts of the current rule only: SUPPORTED, CONTRADICTED, NOT SHOWN
 
 
 def test_adversarial_report_compares_abcl_with_each_loss_under_each_training_method():
     """Claim 5 per training method (the end-to-end run trains one, PGD-AT): ABCL against every
-    other loss trained the same way, paired, on the same AutoAttack images."""
+    other loss trained the same way, paired over seeds, on the same AutoAttack images."""
     from abcl.report import adversarial_report
     autoattack = {"PGD-AT": {"sce": 0.40, "ht_sce": 0.55}, "TRADES": {"sce": 0.50, "ht_sce": 0.50}}
     frames = []
     for method, accuracy in autoattack.items():
-        evals = fake_evals({("sce", 0, 0, 0, 0): {("clean", "none", 0.0): 0.95, ("autoattack", "linf", 0.3): accuracy["sce"]},
-                            ("ht_sce", 512, 64, 5, 0): {("clean", "none", 0.0): 0.96,
-                                                        ("autoattack", "linf", 0.3): accuracy["ht_sce"]}})
+        evals = fake_evals({(loss, k1, k2, s, seed): {("clean", "none", 0.0): 0.95,
+                                                     ("autoattack", "linf", 0.3): accuracy[loss] + NOISE[seed] * k1 / 512}
+                            for loss, k1, k2, s in (("sce", 0, 0, 0), ("ht_sce", 512, 64, 5)) for seed in range(5)})
         frames.append(evals.assign(model=evals.model + f" {method}", config_hash=evals.config_hash + method,
-                                   adv_eps=0.3, adv_steps=2, adv_step_size=0.375))
+                                   adv_eps=0.3, adv_steps=2, adv_step_size=0.375, epochs=8))
     evals = pd.concat(frames, ignore_index=True)
     text = adversarial_report(evals, fake_correct(evals))
-    assert "| SCE PGD-AT " in text and "| ABCL TRADES " in text and "2 steps of 0.375" in text
-    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| PGD-AT") or
-            line.startswith("| TRADES")}
-    assert "higher (McNemar exact on 1000 images: 150 vs 0 discordant" in rows["PGD-AT"]
-    assert "indistinguishable (McNemar exact on 1000 images: 0 vs 0 discordant" in rows["TRADES"]
-    assert "**Verdict: PARTLY SUPPORTED**" in text
+    assert "| SCE PGD-AT " in text and "| ABCL TRADES " in text and "2 steps of 0.375) for 8 epochs" in text
+    assert "Madry et al.'s MNIST model ≈ 83 epochs" in text
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ABCL vs SCE")}
+    assert "paired t-test over 5 seeds" in rows["ABCL vs SCE (PGD-AT), AutoAttack L∞ ε=0.3 (10 it., 500 q.)"]
+    assert rows["ABCL vs SCE (PGD-AT), AutoAttack L∞ ε=0.3 (10 it., 500 q.)"].rstrip(" |").endswith("supports")
+    assert rows["ABCL vs SCE (TRADES), AutoAttack L∞ ε=0.3 (10 it., 500 q.)"].rstrip(" |").endswith("neither")
+    assert "**Verdict: NOT SHOWN**" in text
+
+
+def test_worst_case_at_a_budget_counts_every_attack_at_a_smaller_one():
+    from abcl.evaluate import nested_worst_cases
+    clean = torch.ones(4, dtype=torch.bool)
+    at_01 = torch.tensor([False, True, True, True])  # the small budget breaks image 0 ...
+    at_02 = torch.tensor([True, False, True, True])  # ... which the larger one missed; it breaks image 1
+    found = {(n, e): alive.tolist() for n, e, alive in nested_worst_cases(
+        clean, [("linf", 0.1, at_01), ("linf", 0.2, at_02), ("linf", 0.1, at_01), ("l2", 2.0, at_02)])}
+    assert found[("linf", 0.1)] == [False, True, True, True]
+    assert found[("linf", 0.2)] == [False, False, True, True]  # image 0 counts as broken at 0.2 too
+    assert ("l2", 2.0) not in found  # one attack alone is no worst case
+
+
+@pytest.mark.slow
+def test_worst_case_never_rises_with_eps_nor_exceeds_an_attack_it_includes(trained_cosface, mnist5k):
+    from abcl.tables import robustness_tables
+    model, cfg = trained_cosface
+    specs = attack_specs({"fgsm_linf": {"eps": [0.05, 0.1, 0.2]}, "bim_linf": {"eps": [0.05, 0.1, 0.2], "steps": 5},
+                          "pgd_linf": {"eps": [0.1], "steps": 5, "restarts": 1}})
+    rows = evaluate_model(model, cfg, mnist5k, specs, n_test=300, batch_size=300, device="cpu", adaptive_n_test=100)
+    worst = rows[rows.attack == "worst_case"].sort_values("eps")
+    assert worst.eps.tolist() == [0.05, 0.1, 0.2] and (worst.n == 100).all()
+    assert worst.accuracy.is_monotonic_decreasing
+    for row in worst.itertuples():
+        included = rows[(rows.attack != "worst_case") & (rows.attack != "clean") & (rows.eps <= row.eps)]
+        assert row.accuracy <= included.common_accuracy.min()
+    # the table shows them on their common images beside each attack on the same images, with counts
+    tables = robustness_tables(rows.assign(model="CosFace"))
+    assert tables[0][0].startswith("Clean and the paper's attacks on the first 300 test images")
+    heading, common = tables[1]
+    assert "on the first 100 test images" in heading
+    cells = common.iloc[0]
+    worst_02, bim_02 = float(cells["worst case L∞ ε=0.2"]), float(cells["BIM L∞ ε=0.2"])
+    assert worst_02 <= bim_02 and worst_02 <= float(cells["worst case L∞ ε=0.1"])
+    # without adaptive attacks an evaluation has no worst case: it would be FGSM/BIM's alone
+    plain = evaluate_model(model, cfg, mnist5k, specs[:6], n_test=100, device="cpu")
+    assert "worst_case" not in set(plain.attack)

@@ -60,9 +60,10 @@ def test_dry_run_plans_one_job_per_configuration(workdir, configfile):
     in_default_run = ("adversarial",) if config["adversarial"]["in_default_run"] else ()
     n_models = len(unique_models(config, "fig1", "fig2", "table", *in_default_run))
     assert jobs["train"] == jobs["evaluate"] == n_models
-    assert jobs["features"] == jobs["tsne"] == 3
+    # Fig. 3's three models: the first seed's, or every seed's with embed.every_seed
+    assert jobs["features"] == jobs["tsne"] == 3 * (len(config["seeds"]) if config["embed"]["every_seed"] else 1)
     assert jobs["prepare_data"] == jobs["fig1"] == jobs["fig2"] == jobs["fig3"] == jobs["table"] == 1
-    expected = {"config/config.yaml": 10, "config/cpu-full.yaml": 10, "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3 + 2 * 3 * 3}
+    expected = {"config/config.yaml": 30, "config/cpu-full.yaml": 30, "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3 + 2 * 3 * 3}
     assert n_models == expected[configfile]
     results = {"config/config.yaml": "results/mnist5k/", "config/cpu-full.yaml": "results/mnist-cpu-full/",
                "config/paper.yaml": "results/mnist/"}[configfile]
@@ -124,9 +125,10 @@ def test_every_command_receives_what_its_plan_record_says(workdir):
     for run in plan.runs:
         assert f"--train-config '{run.train.to_json()}'" in command_of("train", run, "model.pt")
         assert f"--attacks '{run.attacks_json()}'" in command_of("evaluate", run, "model.pt")
+        full = run.seed == 0  # eval.full_seeds: 1
         adaptive = "pgd_linf" in run.attacks
-        assert adaptive == ("table" in run.outputs)
-        assert ("autoattack_linf" in run.attacks) == ("table" in run.outputs or "adversarial" in run.outputs)
+        assert adaptive == ("table" in run.outputs and full)
+        assert ("autoattack_linf" in run.attacks) == ("table" in run.outputs and full or "adversarial" in run.outputs)
         if "fig3" in run.outputs:
             assert f"--attacks '{run.embed_attacks_json()}'" in command_of("features", run, "model.pt")
     for verb, output in (("table", "table"), ("masking", "table"), ("claims", "table"), ("claims", "fig1"),
@@ -167,14 +169,15 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     for name in ("claims.md", "masking.csv", "separability.csv", "table.csv", "leaderboard.csv", "adversarial.csv"):
         assert (results / name).stat().st_size > 100, name
     claims = (results / "claims.md").read_text()
-    assert "**Verdict: " in claims and "McNemar exact on 100 images" in claims
+    assert "**Verdict: NOT SHOWN**" in claims and "McNemar exact on 100 items" in claims  # one seed
+    assert "one seed: each comparison is about two trained networks" in claims and "Holm" in claims
     assert "**Subset.** These models trained on 4,000 images (mnist5k)" in claims
     claim5 = claims[claims.index("## Claim 5"):]
-    assert "| PGD-AT " in claim5 and "ABCL vs SCE" in claim5
+    assert "ABCL vs SCE (PGD-AT), AutoAttack L∞ ε=0.2 (3 it., 30 q.)" in claim5
     adversarial = (results / "adversarial.md").read_text()
     assert "| ABCL PGD-AT " in adversarial and "| SCE PGD-AT " in adversarial and "AutoAttack L∞ ε=0.3" in adversarial
     leaderboard = (results / "leaderboard.md").read_text()
-    assert "AutoAttack L∞ eps=0.2 (%)" in leaderboard and "| ABCL " in leaderboard
+    assert "AutoAttack L∞ ε=0.2 (3 it., 30 q.) (%)" in leaderboard and "| ABCL " in leaderboard
     sce = next(results.glob("models/loss~sce/*/*/*/*/seed~0"))  # each long step logs as it goes
     assert re.search(r"s\] evaluate .*: attack \d+/\d+ fgsm linf eps=0.2: accuracy", (sce / "eval.log").read_text())
     assert "adversarial set bim_linf" in (sce / "features.log").read_text()
@@ -209,7 +212,7 @@ def test_cpu_full_takes_fashion_mnist_with_one_override(workdir):
     dry_run = snakemake("-n", "--configfile", "config/cpu-full.yaml", "--config", "dataset=fashion-mnist",
                         cwd=workdir).stdout
     assert "output: results/fashion-mnist-cpu-full/data/fashion-mnist.pt" in dry_run
-    assert planned_jobs(dry_run)["train"] == 10
+    assert planned_jobs(dry_run)["train"] == 30  # 10 models, 3 seeds
 
 
 @pytest.mark.parametrize("configfile", ["config/paper.yaml", ".test/config/config.yaml"])
@@ -246,4 +249,4 @@ def test_catalog_layout_and_module_use_from_another_directory(workdir, tmp_path)
     assert snakefile != block
     (project / "Snakefile").write_text(snakefile)
     planned = planned_jobs(snakemake("-n", cwd=project, snakefile=None).stdout)
-    assert planned["abcl_train"] == 10 and planned["abcl_claims"] == 1
+    assert planned["abcl_train"] == 30 and planned["abcl_claims"] == 1  # 10 models, 3 seeds

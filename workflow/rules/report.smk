@@ -30,6 +30,7 @@ rule claims:
         fig2=model_files("fig2", "eval.csv"),
         table=model_files("table", "eval.csv"),
         separability=rules.fig3.output.scores,
+        embeddings=model_files("fig3", "tsne.csv"),
         masking=rules.masking.output.csv,
         correct=sorted(
             set(
@@ -56,11 +57,15 @@ rule claims:
     params:
         fig1=named_files("fig1", "eval.csv"),
         table=named_files("table", "eval.csv"),
+        embeddings=named_files("fig3", "tsne.csv"),
         adversarial=claims_adversarial_args(),
+        alpha=config["claims"]["alpha"],
+        margin_points=config["claims"]["margin_points"],
     shell:
         "abcl claims --fig1 {params.fig1} --fig2 {input.fig2} --table {params.table} "
-        "--separability {input.separability} --masking {input.masking} "
+        "--separability {input.separability} --embeddings {params.embeddings} --masking {input.masking} "
         "--correct {input.correct} --dataset-record {input.dataset_record} "
+        "--alpha {params.alpha} --margin-points {params.margin_points} "
         "{params.adversarial} --out {output.md} > {log} 2>&1"
 
 
@@ -105,9 +110,10 @@ rule adversarial_report:
         "../envs/abcl.yaml"
     params:
         evals=named_files("adversarial", "eval.csv"),
+        alpha=config["claims"]["alpha"],
     shell:
         "abcl adversarial --out-csv {output.csv} --out-md {output.md} --correct {input.correct} "
-        "--evals {params.evals} > {log} 2>&1"
+        "--alpha {params.alpha} --evals {params.evals} > {log} 2>&1"
 
 
 rule adversarial:

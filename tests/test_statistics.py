@@ -1,0 +1,110 @@
+"""The statistics behind the verdicts: paired tests over seeds against hand-computed values, the
+sign test and Wilson interval at zero spread, McNemar on one seed, Holm and the three outcomes."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from abcl.statistics import (CONTRADICTED, NOT_SHOWN, NOT_WORSE, SUPPORTED, compare_seeds, holm, mcnemar,
+                             summarize, verdict)
+
+
+def t2_sf(t):
+    """Student's t survival function with 2 degrees of freedom, in closed form."""
+    return 0.5 * (1 - t / math.sqrt(t * t + 2))
+
+
+def seeds(*values):
+    return pd.Series(values, index=range(len(values)))
+
+
+def test_paired_t_over_seeds_matches_the_hand_computation():
+    # d = (0.02, 0.03, 0.06): mean 0.11/3, s.d. sqrt(((-1/60)^2 + (-1/150)^2 + (7/300)^2) / 2)
+    c = compare_seeds("A vs B", seeds(0.52, 0.55, 0.60), seeds(0.50, 0.52, 0.54))
+    mean = 0.11 / 3
+    sd = math.sqrt(((0.02 - mean) ** 2 + (0.03 - mean) ** 2 + (0.06 - mean) ** 2) / 2)
+    t = mean / (sd / math.sqrt(3))
+    assert c.diff == pytest.approx(mean) and c.seeds == 3
+    assert c.p_support == pytest.approx(t2_sf(t)) and c.p_against == pytest.approx(1 - t2_sf(t))
+    assert c.low == pytest.approx(mean - 4.302653 * sd / math.sqrt(3), abs=1e-6)  # t_{0.975, 2} = 4.3027
+    assert c.test.startswith("paired t-test over 3 seeds")
+
+
+def test_pairing_uses_the_common_seeds_only():
+    a = pd.Series([0.6, 0.7, 0.8, 0.9], index=[0, 1, 2, 7])
+    b = pd.Series([0.5, 0.5, 0.6], index=[0, 1, 2])
+    assert compare_seeds("A vs B", a, b).seeds == 3
+    with pytest.raises(ValueError):
+        compare_seeds("A vs B", a, pd.Series([0.5], index=[7]))
+
+
+def test_not_worse_shifts_the_test_by_the_margin():
+    a, b = seeds(0.50, 0.51, 0.49), seeds(0.505, 0.50, 0.50)  # d = (-0.005, 0.01, -0.01): no difference
+    superior = compare_seeds("A vs B", a, b)
+    not_worse = compare_seeds("A vs B", a, b, NOT_WORSE, margin=0.05)
+    assert superior.p_support > 0.5
+    d = np.array([-0.005, 0.01, -0.01])
+    t = (d.mean() + 0.05) / (d.std(ddof=1) / math.sqrt(3))
+    assert not_worse.p_support == pytest.approx(t2_sf(t)) and not_worse.p_support < 0.05
+
+
+def test_zero_spread_falls_back_to_the_sign_test():
+    same = compare_seeds("A vs B", seeds(0.6, 0.7, 0.8), seeds(0.5, 0.6, 0.7))  # d = 0.1 for every seed
+    assert (same.p_support, same.p_against) == (0.125, 1.0) and same.test.startswith("sign test over 3 seeds")
+    assert (same.low, same.high) == (pytest.approx(0.1), pytest.approx(0.1))
+    equal = compare_seeds("A vs B", seeds(0.5, 0.6), seeds(0.5, 0.6))
+    assert (equal.p_support, equal.p_against) == (1.0, 1.0)
+
+
+def test_mcnemar_on_one_seed_counts_the_discordant_images():
+    right_a = np.arange(1000) < 560
+    right_b = np.arange(1000) < 500
+    c = mcnemar("A vs B", right_a, right_b)
+    assert c.one_seed and c.p_support == pytest.approx(0.5 ** 60) and c.p_against == 1.0
+    assert c.test.startswith("McNemar exact on 1000 items: 60 vs 0 discordant")
+    assert mcnemar("A vs A", right_a, right_a).p_support == 1.0
+
+
+def test_holm_matches_the_step_down_by_hand_and_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+    # sorted p: 0.01 * 4 = 0.04; 0.02 * 3 = 0.06; max(0.06, 0.03 * 2) = 0.06; max(0.06, 0.5) = 0.5
+    assert holm([0.02, 0.5, 0.01, 0.03]) == pytest.approx([0.06, 0.5, 0.04, 0.06])
+    rng = np.random.default_rng(0)
+    for size in (1, 2, 7, 30):
+        p = np.concatenate([rng.uniform(size=size), [0.01, 0.01, 1.0]])  # ties and ones included
+        assert holm(list(p)) == pytest.approx(multipletests(p, method="holm")[1])
+    assert len(holm([])) == 0
+
+
+def comparison(p_support, p_against, seeds_=5):
+    from abcl.statistics import Comparison
+    return Comparison("A vs B", "superior", 0.0, seeds_, 0.0, 0.0, 0.0, p_support, p_against, "test")
+
+
+def test_verdict_has_three_outcomes_under_holm():
+    assert verdict([comparison(0.001, 0.999), comparison(0.002, 0.998)]).outcome == SUPPORTED
+    # each below 0.05 alone, but Holm over the claim's four p-values: 0.02 * 4 = 0.08
+    held = verdict([comparison(0.02, 0.98), comparison(0.02, 0.98)])
+    assert held.outcome == NOT_SHOWN and held.support_adjusted == pytest.approx((0.08, 0.08))
+    against = verdict([comparison(0.001, 0.999), comparison(0.999, 0.001)])
+    assert against.outcome == CONTRADICTED and "A vs B" in against.reason
+    assert against.row_outcome(0) == "supports" and against.row_outcome(1) == "against"
+    assert verdict([]).outcome == NOT_SHOWN
+
+
+def test_one_seed_is_never_a_verdict_about_losses():
+    found = verdict([comparison(1e-20, 1.0, seeds_=1)])
+    assert found.outcome == NOT_SHOWN and "one seed" in found.reason
+
+
+def test_summary_interval_uses_seeds_or_binomial_and_survives_zero_spread():
+    one = summarize(pd.Series([0.9]), n_test=10_000)
+    assert one["half"] == pytest.approx(1.96 * (0.9 * 0.1 / 10_000) ** 0.5, rel=1e-3)  # ~ normal approximation
+    zero = summarize(pd.Series([0.0]), n_test=1000)
+    assert zero["ci95_low"] == 0.0 and 0.003 < zero["ci95_high"] < 0.005  # Wilson: not a degenerate [0, 0]
+    three = summarize(pd.Series([0.9, 0.92, 0.94]), n_test=10_000)
+    assert three["sd"] == pytest.approx(0.02) and three["ci95_low"] < 0.9
+    flat = summarize(pd.Series([0.5, 0.5, 0.5]), n_test=1000)
+    assert flat["ci95_low"] == flat["ci95_high"] == 0.5 and flat["sd"] == 0.0
