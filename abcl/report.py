@@ -15,7 +15,7 @@ import pandas as pd
 
 from abcl import ABCLError
 from abcl.config import ABCL, COSFACE, HT_SCE, SCE, evaluation_key
-from abcl.statistics import (ALPHA, NOT_WORSE, RULE, SUPERIOR, Comparison, Verdict, compare_seeds, mcnemar,
+from abcl.statistics import (ALPHA, NOT_WORSE, SUPERIOR, Comparison, Verdict, compare_seeds, mcnemar, rule,
                              summarize, verdict)
 from abcl.tables import (PAPER_ATTACKS, STANDARD_AUTOATTACK, autoattack_budget, load_correct, markdown,
                          ordered_evaluations, robustness_tables, split_method, tables_markdown, with_evaluation)
@@ -60,7 +60,7 @@ def compare_accuracy(label: str, a: pd.DataFrame, b: pd.DataFrame, correct: Corr
         right_a, right_b = correct[(row_a.config_hash, key)], correct[(row_b.config_hash, key)]
     except KeyError as missing:
         raise ABCLError(f"no per-image results for {missing.args[0]}: pass the models' correct.npz files") from None
-    return mcnemar(label, right_a, right_b, kind)
+    return mcnemar(label, right_a, right_b, kind, margin)
 
 
 def _pct(value: float) -> str:
@@ -78,12 +78,13 @@ def _difference(c: Comparison) -> str:
 
 
 def comparison_rows(comparisons: list[Comparison], found: Verdict) -> pd.DataFrame:
-    """One row per comparison: what, the kind, the difference in points, the test, adjusted p's."""
+    """One row per comparison: what, the kind, the difference in points, the test, its p for the
+    claim and its Holm-adjusted p against it (each read at alpha / 2)."""
     return pd.DataFrame([{
         "comparison": c.label,
         "kind": c.kind if c.kind == SUPERIOR else f"{c.kind} (δ = {100 * c.margin:g} points)",
         "A − B, points [95% CI]": _difference(c), "test": c.test,
-        "p for (Holm)": f"{found.support_adjusted[i]:.2g}", "p against (Holm)": f"{found.against_adjusted[i]:.2g}",
+        "p for": f"{found.support[i]:.2g}", "p against (Holm)": f"{found.against_adjusted[i]:.2g}",
         "reads": found.row_outcome(i),
     } for i, c in enumerate(comparisons)])
 
@@ -366,7 +367,7 @@ def adversarial_report(evals: pd.DataFrame, correct: Correct, alpha: float = ALP
             f"{int(first.n)} test images, dataset {first.dataset}, net {first.arch}. {TRAINING_LENGTH_NOTE} "
             "Accuracy (%) on the test set, mean ± s.d. over seeds.\n\n"
             + tables_markdown(robustness_tables(evals))
-            + f"\n## {statement}\n\n**Verdict: {outcome}**\n\n{RULE.format(alpha=alpha)}\n{body}")
+            + f"\n## {statement}\n\n**Verdict: {outcome}**\n\n{rule(alpha)}\n{body}")
 
 
 # how long the references train their robust MNIST models: ours are far shorter
@@ -394,7 +395,7 @@ def claims_report(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFr
         f"images per evaluation, dataset {table_evals.dataset.iloc[0]}, net {table_evals.arch.iloc[0]}. "
         "Accuracies in %, with 95% confidence intervals in brackets (t-interval over seeds; Wilson interval over "
         "test images when there is one seed).\n",
-        RULE.format(alpha=alpha),
+        rule(alpha),
         *([data_note] if data_note else []),
     ]
     for statement, outcome, body, _ in sections:
@@ -500,7 +501,7 @@ _VERDICT = re.compile(r"^## (Claim \d+)[^\n]*\n\n\*\*Verdict: ([A-Z ]+)", re.M)
 
 CLAIM_LABELS = {
     "Claim 1": "1 (Fig. 2): Cos-SCE best at s = 4-5, worse past 8",
-    "Claim 2": "2 (Fig. 1): the AB terms repair HT-SCE; 512/64 is good",
+    "Claim 2": "2 (Fig. 1): the AB terms (512/64) repair HT-SCE",
     "Claim 3": "3 (Fig. 3): CosFace and ABCL features separate classes better than SCE",
     "Claim 4": "4 (table): ABCL more robust to FGSM and BIM than SCE and CosFace",
     "Claim 5": "5 (ours): ABCL adds robustness on top of adversarial training",
@@ -543,7 +544,9 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
         shown += list(table.evaluation)
         for model, group in table.groupby("model", sort=False):
             row = {"run": folder.name, "model": model}
-            row.update({e: _pct(v) for e, v in zip(group.evaluation, group["mean"])})
+            most = group.seeds.max()
+            row.update({e: _pct(v) + (f" ({k} seed{'s' * (k > 1)})" if k < most else "")
+                        for e, v, k in zip(group.evaluation, group["mean"], group.seeds)})
             numbers.append(row)
     claims = pd.DataFrame([{"claim": claim, **by_column} for claim, by_column in verdicts.items()],
                           columns=["claim", *columns]).fillna("not run")

@@ -1,9 +1,11 @@
 """Statistics behind claims.md, the leaderboard and the tables: intervals, comparisons of two
-losses with the seed as the unit, Holm's correction within a claim, and the verdict rule.
+losses with the seed as the unit, the verdict rule of a claim (an intersection-union test for it,
+Holm's correction against it).
 
-Intervals. The mean accuracy over k >= 2 seeds gets the 95% t-interval over seeds (k - 1 df);
-zero spread gives the point itself. One seed gets the Wilson score interval over its n test
-images (honest at p = 0 or 1), which says nothing about another seed.
+Intervals. The mean accuracy over k >= 2 seeds gets the 95% t-interval over seeds (k - 1 df); when
+every seed scored the same, the Wilson interval over the k * n pooled test images. One seed gets the
+Wilson score interval over its n test images (honest at p = 0 or 1), which says nothing about
+another seed.
 
 Comparisons. A claim is a fixed list of comparisons "loss A vs loss B at one evaluation", each
 either *superiority* (A > B) or *not worse* (A >= B - delta, an equivalence margin). Seeds are the
@@ -12,18 +14,24 @@ d is tested by a paired t-test over the k common seeds (k - 1 df), so between-se
 the error term. Each comparison yields two one-sided p-values: for the claim's direction
 (H1: mean d > -delta, delta = 0 for superiority) and against it (H1: mean d < -delta). When every
 d_i is the same the t statistic is undefined; the exact sign test over the k seeds stands in
-(p = 2^-k at best).
+(p = 2^-k at best) for a superiority comparison and for evidence against, while a "not worse"
+comparison then counts as not shown (a sign test is about the median, the claim about the mean).
 
-Verdict. All p-values of one claim are adjusted together by Holm's step-down method, which bounds the chance of any false rejection in the claim by alpha:
+Verdict, at family-wise level alpha per claim:
 
-- SUPPORTED: every comparison supports the claim at adjusted p < alpha;
-- CONTRADICTED: some comparison goes against the claim at adjusted p < alpha;
+- SUPPORTED: every comparison supports the claim at one-sided p < alpha / 2. The claim is the
+  conjunction of its comparisons, so this intersection-union test (Berger 1982) needs no
+  correction for their number: it is false if any one comparison's null holds, and that one
+  alone rejects with probability <= alpha / 2.
+- CONTRADICTED: some comparison goes against the claim at Holm-adjusted p < alpha / 2, Holm's
+  step-down method over the claim's p-values against (the chance of any false one <= alpha / 2).
 - NOT SHOWN: neither, and always with one seed, where a comparison is about two trained networks,
   not two losses (McNemar's exact test on the images one network gets right and the other wrong
   is then shown for information only).
 
-Under a known null (every role filled by seeds of one configuration) a claim is therefore
-SUPPORTED or CONTRADICTED at most alpha of the time; benchmarks/calibration.py measures it.
+Under a known null (every role filled by seeds of one configuration; every claim has at least one
+superiority comparison) a claim is therefore SUPPORTED or CONTRADICTED at most alpha of the time;
+benchmarks/calibration.py measures it on real trained seeds.
 """
 
 from __future__ import annotations
@@ -42,18 +50,25 @@ SUPERIOR, NOT_WORSE = "superior", "not worse"
 SAME_DIFFERENCE = 1e-9
 
 RULE = (
-    "**How verdicts are reached.** Each claim is a fixed list of comparisons, chosen before the run and "
-    "listed under it. A comparison pairs two losses seed by seed (same seed number, same test images) and "
-    "tests the mean per-seed difference d with a paired t-test over seeds (k − 1 degrees of freedom: the "
-    "seed is the unit, so the spread between seeds is part of the error). It gives two one-sided p-values: "
-    "for the claim (superiority: d > 0; *not worse*: d > −δ, the equivalence margin) and against it. All "
-    "p-values of a claim are adjusted together by Holm's method. **SUPPORTED**: every comparison supports "
-    "the claim at adjusted p < {alpha:g}. **CONTRADICTED**: some comparison goes against it at adjusted "
-    "p < {alpha:g}. **NOT SHOWN**: neither; always so with one seed, where a comparison is about two "
+    "**How verdicts are reached** (abcl/statistics.py). Each claim is a fixed list of comparisons, chosen "
+    "before the run and listed under it. A comparison pairs two losses seed by seed (same seed number, "
+    "same test images) and tests the mean per-seed difference d with a paired t-test over seeds (k − 1 "
+    "degrees of freedom: the seed is the unit, so the spread between seeds is part of the error). It "
+    "gives two one-sided p-values: for the claim (superiority: d > 0; *not worse*: d > −δ, the equivalence "
+    "margin) and against it. **SUPPORTED**: every comparison supports the claim at p < {half:g} (the claim "
+    "is their conjunction: an intersection-union test, which needs no correction for their number). "
+    "**CONTRADICTED**: some comparison goes against it at p < {half:g} after Holm's correction over the "
+    "claim's comparisons. **NOT SHOWN**: neither; always so with one seed, where a comparison is about two "
     "trained networks, not two losses (McNemar's exact test on their test images is shown for "
     "information). Under a known null (every role filled by seeds of one configuration) SUPPORTED or "
-    "CONTRADICTED comes out at most {alpha:g} of the time (benchmarks/calibration.py).\n"
+    "CONTRADICTED comes out at most {alpha:g} of the time (benchmarks/calibration.py, "
+    "benchmarks/measured/).\n"
 )
+
+
+def rule(alpha: float = None) -> str:
+    alpha = ALPHA if alpha is None else alpha
+    return RULE.format(alpha=alpha, half=alpha / 2)
 
 
 # ---------------------------------------------------------------- intervals
@@ -66,7 +81,10 @@ def summarize(values: pd.Series, n_test: int) -> dict[str, float]:
     k, mean = len(values), float(values.mean())
     if k > 1:
         sd = float(values.std(ddof=1))
-        low, high = stats.t.interval(0.95, k - 1, loc=mean, scale=sd / math.sqrt(k)) if sd > 0 else (mean, mean)
+        if sd > 0:
+            low, high = stats.t.interval(0.95, k - 1, loc=mean, scale=sd / math.sqrt(k))
+        else:  # every seed scored the same: the pooled images still bound the accuracy
+            low, high = wilson_interval(round(mean * n_test * k), n_test * k)
     else:
         sd = float("nan")
         low, high = wilson_interval(round(mean * n_test), n_test)
@@ -97,6 +115,8 @@ class Comparison:
 
 def compare_seeds(label: str, a: pd.Series, b: pd.Series, kind: str = SUPERIOR, margin: float = 0.0) -> Comparison:
     """A vs B from per-seed values (Series indexed by seed), paired on the seeds both have."""
+    if not (a.index.is_unique and b.index.is_unique):
+        raise ValueError(f"{label}: a seed appears twice among one model's values")
     seeds = sorted(set(a.index) & set(b.index))
     if len(seeds) < 2:
         raise ValueError("a comparison over seeds needs at least two common seeds")
@@ -111,14 +131,16 @@ def compare_seeds(label: str, a: pd.Series, b: pd.Series, kind: str = SUPERIOR, 
         test = f"paired t-test over {k} seeds, t = {t:.2f}"
     else:  # every seed gave the same difference: the exact sign test over the seeds
         shift = mean + delta
-        p_support = 0.5 ** k if shift > 0 else 1.0
+        # a sign test is about the median: it may show superiority, not "not worse on average"
+        p_support = 0.5 ** k if shift > 0 and kind == SUPERIOR else 1.0
         p_against = 0.5 ** k if shift < 0 else 1.0
         low = high = mean
         test = f"sign test over {k} seeds (the same difference in each)"
     return Comparison(label, kind, margin, k, mean, float(low), float(high), p_support, p_against, test)
 
 
-def mcnemar(label: str, right_a: np.ndarray, right_b: np.ndarray, kind: str = SUPERIOR) -> Comparison:
+def mcnemar(label: str, right_a: np.ndarray, right_b: np.ndarray, kind: str = SUPERIOR,
+            margin: float = 0.0) -> Comparison:
     """Two trained networks (one seed each) on the same test items: McNemar's exact test on the
     items one gets right and the other wrong. About those networks, not their losses."""
     n = min(len(right_a), len(right_b))
@@ -131,8 +153,9 @@ def mcnemar(label: str, right_a: np.ndarray, right_b: np.ndarray, kind: str = SU
     else:
         p_support = p_against = 1.0
     diff = (only_a - only_b) / n
-    return Comparison(label, kind, 0.0, 1, diff, float("nan"), float("nan"), p_support, p_against,
-                      f"McNemar exact on {n} items: {only_a} vs {only_b} discordant (one seed: these two networks)")
+    return Comparison(label, kind, margin, 1, diff, float("nan"), float("nan"), p_support, p_against,
+                      f"McNemar exact on {n} items: {only_a} vs {only_b} discordant (one seed: these two networks; "
+                      "no margin)")
 
 
 # ---------------------------------------------------------------- the verdict of a claim
@@ -140,13 +163,17 @@ def mcnemar(label: str, right_a: np.ndarray, right_b: np.ndarray, kind: str = SU
 class Verdict:
     outcome: str  # SUPPORTED, CONTRADICTED or NOT SHOWN
     reason: str
-    support_adjusted: tuple[float, ...]  # Holm-adjusted, in the comparisons' order
-    against_adjusted: tuple[float, ...]
+    support: tuple[float, ...]  # one-sided p for the claim, unadjusted (the intersection-union test)
+    against_adjusted: tuple[float, ...]  # one-sided p against it, Holm-adjusted
+    level: float  # each of the two sides is tested at alpha / 2
+    one_seed: bool = False
 
-    def row_outcome(self, i: int, alpha: float = ALPHA) -> str:
-        if self.support_adjusted[i] < alpha:
+    def row_outcome(self, i: int) -> str:
+        if self.one_seed:
+            return "n/a (one seed)"
+        if self.support[i] < self.level:
             return "supports"
-        return "against" if self.against_adjusted[i] < alpha else "neither"
+        return "against" if self.against_adjusted[i] < self.level else "neither"
 
 
 def holm(p_values: list[float]) -> np.ndarray:
@@ -162,30 +189,30 @@ def holm(p_values: list[float]) -> np.ndarray:
 
 def verdict(comparisons: list[Comparison], alpha: float = ALPHA) -> Verdict:
     """The rule of the module docstring over one claim's comparisons."""
+    level = alpha / 2
     if not comparisons:
-        return Verdict(NOT_SHOWN, "this configuration runs none of the claim's comparisons", (), ())
+        return Verdict(NOT_SHOWN, "this configuration runs none of the claim's comparisons", (), (), level)
     m = len(comparisons)
-    adjusted = holm([c.p_support for c in comparisons] + [c.p_against for c in comparisons])
-    support, against = tuple(map(float, adjusted[:m])), tuple(map(float, adjusted[m:]))
+    support = tuple(float(c.p_support) for c in comparisons)
+    against = tuple(map(float, holm([c.p_against for c in comparisons])))
     if any(c.one_seed for c in comparisons):
-        return Verdict(NOT_SHOWN, "one seed: each comparison is about two trained networks, not two losses; "
-                                  "run several seeds (config key `seeds`)", support, against)
-    if any(p < alpha for p in against):
+        return Verdict(NOT_SHOWN, "one seed: each comparison is about two trained networks, not two losses; run "
+                                  "several seeds (config key `seeds`; claim 3 also needs `embed.every_seed`)",
+                       support, against, level, one_seed=True)
+    if any(p < level for p in against):
         worst = comparisons[int(np.argmin(against))]
-        return Verdict(CONTRADICTED, f"{worst.label} goes against the claim (Holm-adjusted p = {min(against):.2g})",
-                       support, against)
-    if all(p < alpha for p in support):
-        return Verdict(SUPPORTED, f"all {m} comparisons support the claim (largest Holm-adjusted p = "
-                                  f"{max(support):.2g})", support, against)
-    held = sum(p < alpha for p in support)
-    return Verdict(NOT_SHOWN, f"{held} of {m} comparisons support the claim at Holm-adjusted p < {alpha:g}, "
-                              f"none goes against it; {power_note(comparisons[0].seeds, m, alpha)}",
-                   support, against)
+        return Verdict(CONTRADICTED, f"{worst.label} goes against the claim (Holm-adjusted p = {min(against):.2g} "
+                                     f"< {level:g})", support, against, level)
+    if all(p < level for p in support):
+        return Verdict(SUPPORTED, f"all {m} comparisons support the claim (largest p = {max(support):.2g} "
+                                  f"< {level:g})", support, against, level)
+    held = sum(p < level for p in support)
+    return Verdict(NOT_SHOWN, f"{held} of {m} comparisons support the claim at p < {level:g}, none goes against it; "
+                              f"{power_note(comparisons[0].seeds, alpha)}", support, against, level)
 
 
-def power_note(seeds: int, comparisons: int, alpha: float = ALPHA) -> str:
-    """What k seeds and m comparisons cost: the t a comparison needs in the worst Holm step."""
-    needed = float(stats.t.isf(alpha / (2 * comparisons), seeds - 1))
-    return (f"with {seeds} seeds and {comparisons} comparisons (Holm over {2 * comparisons} p-values) the first "
-            f"step needs t > {needed:.1f}, i.e. a mean difference above {needed / math.sqrt(seeds):.1f} times "
-            "the s.d. of the per-seed differences")
+def power_note(seeds: int, alpha: float = ALPHA) -> str:
+    """What k seeds cost: the t each comparison needs to support the claim."""
+    needed = float(stats.t.isf(alpha / 2, seeds - 1))
+    return (f"with {seeds} seeds each comparison needs t > {needed:.2f}, i.e. a mean difference above "
+            f"{needed / math.sqrt(seeds):.2f} times the s.d. of the per-seed differences")

@@ -156,8 +156,9 @@ def robustness_tables(frame: pd.DataFrame, masking: pd.DataFrame | None = None) 
         ran = set(zip(adaptive.model, adaptive.seed))
         common = frame[[pair in ran for pair in zip(frame.model, frame.seed)]]
         common = common.assign(accuracy=common.common_accuracy, n=common.n_common)
-        tables.append((f"Every attack on the first {_images(common.n)} test images, which all of them saw (seeds "
-                       f"{', '.join(map(str, sorted(common.seed.unique())))}). Worst case: an image counts as "
+        seeds = sorted(common.seed.unique())
+        tables.append((f"Every attack on the first {_images(common.n)} test images, which all of them saw "
+                       f"(seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}). Worst case: an image counts as "
                        "robust only if it survives every attack at that budget or a smaller one of the same norm, "
                        "so it never rises with ε and never exceeds an attack it includes.",
                        robustness_table(common)))

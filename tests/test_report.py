@@ -311,9 +311,9 @@ def fake_run(folder, dataset, n_train, verdicts, abcl_fgsm):
     (folder / "data" / f"{dataset}.json").write_text(json.dumps({"dataset": dataset, "n_train": n_train}))
     (folder / "claims.md").write_text("# Do our runs reproduce the paper's claims?\n\n" + "\n".join(
         f"## Claim {i} (x): words.\n\n**Verdict: {v}**\n\n| table |\n" for i, v in enumerate(verdicts, 1)))
-    rows = [(m, e, acc / 100) for m, acc in (("SCE", 40.0), ("CosFace", 60.0), ("ABCL", abcl_fgsm))
-            for e in ("clean", "FGSM L∞ ε=0.2")]
-    pd.DataFrame(rows, columns=["model", "evaluation", "mean"]).to_csv(folder / "table.csv", index=False)
+    rows = [(m, e, acc / 100, seeds) for m, acc in (("SCE", 40.0), ("CosFace", 60.0), ("ABCL", abcl_fgsm))
+            for e, seeds in (("clean", 3), ("FGSM L∞ ε=0.2", 3), ("AutoAttack L∞ ε=0.2 (10 it., 500 q.)", 1))]
+    pd.DataFrame(rows, columns=["model", "evaluation", "mean", "seeds"]).to_csv(folder / "table.csv", index=False)
 
 
 def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
@@ -331,6 +331,8 @@ def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
     claim5 = next(line for line in lines if line.startswith("| 5 (ours)"))
     assert claim5.split("|")[2].strip() == "not run" and claim5.split("|")[3].strip() == "NOT SHOWN"
     assert any(line.startswith("| mnist-cpu-full | ABCL ") and "| 71.5 " in line for line in lines)
+    assert "AutoAttack L∞ ε=0.2 (10 it., 500 q.)" in next(line for line in lines if line.startswith("| run "))
+    assert "71.5 (1 seed)" in block  # a column with fewer seeds than the model's others says so
     readme = f"intro\n{README_BEGIN}\nold numbers\n{README_END}\nrest\n"
     assert replace_generated_block(readme, block) == f"intro\n{README_BEGIN}\n{block}{README_END}\nrest\n"
     with pytest.raises(ABCLError, match="no generated block"):

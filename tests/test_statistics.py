@@ -56,6 +56,11 @@ def test_zero_spread_falls_back_to_the_sign_test():
     assert (same.low, same.high) == (pytest.approx(0.1), pytest.approx(0.1))
     equal = compare_seeds("A vs B", seeds(0.5, 0.6), seeds(0.5, 0.6))
     assert (equal.p_support, equal.p_against) == (1.0, 1.0)
+    # a sign test is about the median: it never shows "not worse on average" (both at 0%, say)
+    floor = compare_seeds("A vs B", seeds(0.0, 0.0, 0.0), seeds(0.0, 0.0, 0.0), NOT_WORSE, margin=0.02)
+    assert (floor.p_support, floor.p_against) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="a seed appears twice"):
+        compare_seeds("A vs B", pd.Series([0.5, 0.6], index=[0, 0]), seeds(0.5, 0.6))
 
 
 def test_mcnemar_on_one_seed_counts_the_discordant_images():
@@ -83,11 +88,15 @@ def comparison(p_support, p_against, seeds_=5):
     return Comparison("A vs B", "superior", 0.0, seeds_, 0.0, 0.0, 0.0, p_support, p_against, "test")
 
 
-def test_verdict_has_three_outcomes_under_holm():
-    assert verdict([comparison(0.001, 0.999), comparison(0.002, 0.998)]).outcome == SUPPORTED
-    # each below 0.05 alone, but Holm over the claim's four p-values: 0.02 * 4 = 0.08
-    held = verdict([comparison(0.02, 0.98), comparison(0.02, 0.98)])
-    assert held.outcome == NOT_SHOWN and held.support_adjusted == pytest.approx((0.08, 0.08))
+def test_verdict_supports_by_intersection_union_and_contradicts_by_holm():
+    # SUPPORTED: every comparison at one-sided p < alpha / 2, no correction for their number
+    assert verdict([comparison(0.02, 0.98), comparison(0.024, 0.976)]).outcome == SUPPORTED
+    held = verdict([comparison(0.001, 0.999), comparison(0.03, 0.97)])  # one comparison short of 0.025
+    assert held.outcome == NOT_SHOWN and "1 of 2 comparisons support" in held.reason
+    # CONTRADICTED: Holm over the p-values against, at alpha / 2: 0.02 alone, but 0.02 * 2 = 0.04 for two
+    assert verdict([comparison(0.5, 0.02)]).outcome == CONTRADICTED
+    two = verdict([comparison(0.98, 0.02), comparison(0.98, 0.02)])
+    assert two.outcome == NOT_SHOWN and two.against_adjusted == pytest.approx((0.04, 0.04))
     against = verdict([comparison(0.001, 0.999), comparison(0.999, 0.001)])
     assert against.outcome == CONTRADICTED and "A vs B" in against.reason
     assert against.row_outcome(0) == "supports" and against.row_outcome(1) == "against"
@@ -96,7 +105,12 @@ def test_verdict_has_three_outcomes_under_holm():
 
 def test_one_seed_is_never_a_verdict_about_losses():
     found = verdict([comparison(1e-20, 1.0, seeds_=1)])
-    assert found.outcome == NOT_SHOWN and "one seed" in found.reason
+    assert found.outcome == NOT_SHOWN and "one seed" in found.reason and found.row_outcome(0) == "n/a (one seed)"
+
+
+def scipy_wilson(k, n):
+    import scipy.stats
+    return scipy.stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
 
 
 def test_summary_interval_uses_seeds_or_binomial_and_survives_zero_spread():
@@ -106,5 +120,5 @@ def test_summary_interval_uses_seeds_or_binomial_and_survives_zero_spread():
     assert zero["ci95_low"] == 0.0 and 0.003 < zero["ci95_high"] < 0.005  # Wilson: not a degenerate [0, 0]
     three = summarize(pd.Series([0.9, 0.92, 0.94]), n_test=10_000)
     assert three["sd"] == pytest.approx(0.02) and three["ci95_low"] < 0.9
-    flat = summarize(pd.Series([0.5, 0.5, 0.5]), n_test=1000)
-    assert flat["ci95_low"] == flat["ci95_high"] == 0.5 and flat["sd"] == 0.0
+    flat = summarize(pd.Series([0.5, 0.5, 0.5]), n_test=1000)  # no spread: Wilson over the 3,000 images
+    assert flat["sd"] == 0.0 and (flat["ci95_low"], flat["ci95_high"]) == pytest.approx(scipy_wilson(1500, 3000))
