@@ -417,11 +417,15 @@ def _budget_note(masking: pd.DataFrame) -> str:
     if "autoattack_weaker_than_apgd_ce" not in masking:
         return ""
     weak = masking[masking.autoattack_weaker_than_apgd_ce.astype(bool)]
+    ran = int((~masking.autoattack_budget_check.fillna("").str.startswith("not run")).sum())
+    if not ran:
+        return ""
     if not len(weak):
         return ("\nAutoAttack's budget check (against APGD-CE alone at 100 iterations, same images): passed for every "
                 "model where both ran (masking.csv, `autoattack_budget_check`).\n")
-    return (f"\nAutoAttack's budget check: for {len(weak)} of {len(masking)} models the run's AutoAttack is weaker than "
-            "APGD-CE alone at 100 iterations on the same images, so its robust accuracy is an overestimate:\n\n"
+    return (f"\nAutoAttack's budget check: for {len(weak)} of the {ran} models where it ran, the run's AutoAttack is "
+            "weaker than APGD-CE alone at 100 iterations on the same images, so its robust accuracy is an "
+            "overestimate:\n\n"
             + markdown(weak[["model", "seed", "autoattack_budget_check"]]))
 
 

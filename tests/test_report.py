@@ -406,3 +406,15 @@ def test_worst_case_never_rises_with_eps_nor_exceeds_an_attack_it_includes(train
     # without adaptive attacks an evaluation has no worst case: it would be FGSM/BIM's alone
     plain = evaluate_model(model, cfg, mnist5k, specs[:6], n_test=100, device="cpu")
     assert "worst_case" not in set(plain.attack)
+
+
+def test_autoattack_budget_check_compares_it_with_apgd_ce_at_100_iterations_on_the_same_images():
+    from abcl.report import autoattack_budget_check
+    rows = fake_evals({("cosface", 0, 0, 5, 0): {("autoattack", "linf", 0.2): 0.05, ("apgd_ce", "linf", 0.2): 0.015,
+                                                 ("autoattack", "l2", 2.0): 0.20, ("apgd_ce", "l2", 2.0): 0.25}})
+    rows.loc[rows.attack == "apgd_ce", "steps"] = 100
+    text, weaker = autoattack_budget_check(rows)
+    assert weaker and "linf ε=0.2: AutoAttack (10 it., 500 q.) 5.0% vs APGD-CE (100 it.) 1.5%, weaker by 3.5 points" in text
+    assert "l2 ε=2: AutoAttack (10 it., 500 q.) 20.0% vs APGD-CE (100 it.) 25.0%;" in text  # stronger there: no "weaker"
+    rows.loc[rows.attack == "apgd_ce", "steps"] = 20  # a shorter APGD-CE is no check of the budget
+    assert autoattack_budget_check(rows) == ("not run (no APGD-CE at 100 iterations beside AutoAttack)", False)
