@@ -449,8 +449,8 @@ def _training_loss(row: pd.Series) -> str:
 
 def _autoattack_budgets(attacked: pd.DataFrame) -> str:
     """The AutoAttack budgets a leaderboard shows, in words."""
-    if not len(attacked):
-        return "no AutoAttack ran"
+    if not len(attacked) or "queries" not in attacked or attacked.queries.isna().any():
+        return "the budget in each column" if len(attacked) else "no AutoAttack ran"
     budgets = sorted({autoattack_budget(int(st), int(q)) for st, q in zip(attacked.steps, attacked.queries)})
     if budgets == ["standard"]:
         return (f"the standard budget ({STANDARD_AUTOATTACK['steps']} iterations, "

@@ -94,8 +94,8 @@ def evaluation_label(attack: str, norm: str, eps: float, steps: int | None = Non
 
 
 def with_evaluation(frame: pd.DataFrame) -> pd.DataFrame:
-    if "evaluation" in frame:  # labelled already
-        return frame
+    if "evaluation" in frame:  # labelled already: the labels stand, the accuracy may have been swapped
+        return frame.assign(accuracy_pct=100 * frame.accuracy)
     steps = frame.steps if "steps" in frame else [None] * len(frame)
     queries = frame.queries if "queries" in frame else [None] * len(frame)
     labels = [evaluation_label(*row) for row in zip(frame.attack, frame.norm, frame.eps, steps, queries)]
