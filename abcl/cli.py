@@ -322,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     def compute(p: argparse.ArgumentParser) -> None:
         setting(p, "--device", "train.device", "where to compute", choices=["auto", "cpu", "cuda"])
         setting(p, "--threads", "train.threads", "CPU threads", type=int)
+        setting(p, "--kernels", "train.kernels", "CPU kernels: portable (the same bits on every x86-64 CPU) or "
+                "fast", choices=["portable", "fast"])
 
     p = command("validate-config", cmd_validate_config, "check a config against the schema")
     p.add_argument("config")
@@ -477,7 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args, _fill_settings(args))
+        config = _fill_settings(args)
+        if getattr(args, "kernels", None):
+            from abcl.kernels import select
+            select(args.kernels)  # before anything imports torch's kernels into use
+        args.func(args, config)
     except ABCLError as err:
         print(f"abcl {args.command}: error: {err}", file=sys.stderr)
         return 2

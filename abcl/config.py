@@ -84,7 +84,7 @@ def schema_default(key: str) -> Any:
 
 
 # how a job runs on its machine, not what model it trains: outside TrainConfig and its hash
-EXECUTION_KEYS = ("device", "threads", "gpu", "cuda_graphs")
+EXECUTION_KEYS = ("device", "threads", "kernels", "gpu", "cuda_graphs")
 
 
 @functools.cache

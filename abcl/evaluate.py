@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from abcl import kernels
 from abcl.attacks import perturb
 from abcl.config import AttackSpec, TrainConfig, evaluation_key
 from abcl.data import Dataset, as_float_images
@@ -29,12 +30,13 @@ def _test_subset(dataset: Dataset, n: int | None, dev: torch.device) -> tuple[to
 
 
 def _row(cfg: TrainConfig, dev: torch.device, **values: Any) -> dict[str, Any]:
-    versions = library_versions()
+    versions, machine = library_versions(), kernels.provenance()
     return {**cfg.to_dict(), **values, "config_hash": cfg.hash,
             "abcl": versions["abcl"], "torch": versions["torch"], "torchattacks": versions["torchattacks"],
-            "device": device_name(dev)}
+            "device": device_name(dev), **{key: machine[key] for key in ROW_PROVENANCE}}
 
 
+ROW_PROVENANCE = ("kernels", "threads", "cpu", "cpu_isa")  # of kernels.provenance(), in every row
 QUERY_ATTACKS = ("square", "autoattack")  # attacks with a query budget (Square, alone or in AutoAttack)
 
 

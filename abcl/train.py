@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from abcl import ABCLError
+from abcl import ABCLError, kernels
 from abcl.adversarial import Objective, natural, training_objective
 from abcl.config import Adversarial, TrainConfig
 from abcl.data import Dataset, as_float_images
@@ -229,7 +229,7 @@ def train_model(cfg: TrainConfig, dataset: Dataset, out_dir: str | Path, device:
 
     record = {
         "config": cfg.to_dict(), "config_hash": cfg.hash, "seed": cfg.seed,
-        "versions": library_versions(), "device": device_name(run.labels.device),
+        "versions": library_versions(), "device": device_name(run.labels.device), "kernels": kernels.provenance(),
         "wall_time_s": elapsed_before + time.perf_counter() - started,
         "cuda_graphs": run.cuda_graphs, "resumed_from_epoch": start_epoch, "history": history,
         "epoch_seconds": epoch_seconds,

@@ -1,9 +1,14 @@
 import pytest
-import torch
 
-from abcl.config import TrainConfig
-from abcl.data import load_mnist5k
-from abcl.train import load_model, train_model
+from abcl.kernels import select
+
+select("portable")  # as every workflow job runs: before torch computes anything in this process
+
+import torch  # noqa: E402
+
+from abcl.config import TrainConfig  # noqa: E402
+from abcl.data import load_mnist5k  # noqa: E402
+from abcl.train import load_model, train_model  # noqa: E402
 
 torch.set_num_threads(2)
 

@@ -20,6 +20,7 @@ rule train:
         name=lambda wildcards: planned_run(wildcards).name,
         train=lambda wildcards: planned_run(wildcards).train.to_json(),
         device=config["train"]["device"],
+        kernels=config["train"]["kernels"],
         cuda_graphs=(
             "--cuda-graphs" if config["train"]["cuda_graphs"] else "--no-cuda-graphs"
         ),
@@ -28,4 +29,5 @@ rule train:
     shell:
         "abcl train --train-config '{params.train}' --data {input.data} "
         "--out-dir $(dirname {output.model}) --device {params.device} --threads {threads} "
+        "--kernels {params.kernels} "
         "{params.cuda_graphs} > {log} 2>&1"
