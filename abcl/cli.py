@@ -14,6 +14,12 @@ from pathlib import Path
 
 from abcl import ABCLError, __version__
 
+# what each kind of input CSV must hold (a wrong file gets one line naming it)
+TSNE_COLUMNS = ("set", "label", "tsne_x", "tsne_y", "knn_correct")
+SCORE_COLUMNS = ("set", "silhouette", "tsne_knn_accuracy", "seed")
+MASKING_COLUMNS = ("model", "seed", "masking_suspected", "flags")
+GRADIENT_COLUMNS = ("config_hash", "frac_vanished_gradient")
+
 # option dest -> the dotted config key that supplies its value when the option is left out
 _CONFIG_KEYS = "_config_keys"
 
@@ -26,11 +32,23 @@ def _json(text: str, what: str):
         raise ABCLError(f"--{what} is not valid JSON ({err.msg} at character {err.pos})") from None
 
 
+def _overrides(pairs: list[str] | None) -> dict:
+    """``--set KEY=VALUE`` pairs as a mapping (dotted keys nest; values get the schema's types)."""
+    overrides = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ABCLError(f"--set {pair!r}: give KEY=VALUE, e.g. train.epochs=2")
+        overrides[key] = value
+    return overrides
+
+
 def _fill_settings(args: argparse.Namespace) -> dict | None:
-    """Options left out take the value of their config key: the ``--config`` file's, else the
-    schema's default. Returns the loaded config (None without ``--config``)."""
-    from abcl.config import load_config, setting
-    config = load_config(args.config) if getattr(args, "config", None) else None
+    """Options left out take the value of their config key: the ``--config`` files' (merged as
+    the workflow merges them), else the schema's default. Returns the config (None without one)."""
+    from abcl.config import resolve_config, setting
+    files = getattr(args, "config", None)
+    config = resolve_config(files, _overrides(getattr(args, "set", None))) if files else None
     for dest, key in getattr(args, _CONFIG_KEYS, {}).items():
         if getattr(args, dest) is None:
             setattr(args, dest, setting(config, key))
@@ -61,15 +79,15 @@ def _threads(count: int) -> None:
 
 
 def cmd_validate_config(args: argparse.Namespace, config: dict | None) -> None:
-    print(f"{args.config}: valid")
+    from abcl.config import experiment_plan, results_dir
+    print(f"{' + '.join(args.config)}: valid; {len(experiment_plan(config).runs)} models, results in "
+          f"{results_dir(config)}/")
 
 
 def cmd_plan(args: argparse.Namespace, config: dict | None) -> None:
     import pandas as pd
 
     from abcl.config import experiment_plan
-    if config is None:
-        raise ABCLError("give --config FILE")
     runs = experiment_plan(config).runs
     print(pd.DataFrame([{"name": r.name, "seed": r.seed, "outputs": ",".join(r.outputs),
                          "attacks": len(r.attacks), "path": r.path} for r in runs]).to_string(index=False))
@@ -179,11 +197,13 @@ def cmd_fig3(args: argparse.Namespace, config: dict | None) -> None:
     import pandas as pd
 
     from abcl import figures
-    from abcl.records import write_csv
+    from abcl.records import read_csv, write_csv
     from abcl.tables import parse_named
     # the figure shows each model's first seed; the scores of every seed go to --scores-out
-    embeddings = {name: pd.read_csv(paths[0]) for name, paths in parse_named(args.embedding).items()}
-    every_seed = {name: [pd.read_csv(path) for path in paths] for name, paths in parse_named(args.scores or []).items()}
+    embeddings = {name: read_csv(paths[0], TSNE_COLUMNS, "a t-SNE CSV (tsne.csv)")
+                  for name, paths in parse_named(args.embedding).items()}
+    every_seed = {name: [read_csv(path, SCORE_COLUMNS, "a separability CSV") for path in paths]
+                  for name, paths in parse_named(args.scores or []).items()}
     scores = {name: frames[0] for name, frames in every_seed.items()} or None
     titles = {"bim_linf": f"BIM L∞ ε={args.bim_linf_eps:g} adversarial test",
               "fgsm_l2": f"FGSM L2 ε={args.fgsm_l2_eps:g} adversarial test"}
@@ -197,13 +217,11 @@ def cmd_fig3(args: argparse.Namespace, config: dict | None) -> None:
 
 
 def cmd_table(args: argparse.Namespace, config: dict | None) -> None:
-    import pandas as pd
-
-    from abcl.records import write_csv
+    from abcl.records import read_csv, write_csv
     from abcl.report import stats_table
     from abcl.tables import read_named_csvs, robustness_tables, tables_markdown, write_table_md
     evals = read_named_csvs(args.inputs)
-    masking = pd.read_csv(args.masking) if args.masking else None
+    masking = read_csv(args.masking, MASKING_COLUMNS, "a masking CSV (masking.csv)") if args.masking else None
     tables = robustness_tables(evals, masking)
     write_table_md(tables, args.out_md)
     write_csv(stats_table(evals), args.out_csv)
@@ -214,7 +232,8 @@ def cmd_masking(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.records import write_csv
     from abcl.report import masking_report
     from abcl.tables import read_csvs, read_named_csvs
-    report = masking_report(read_named_csvs(args.evals), read_csvs(args.gradients), gap_points=args.gap_points,
+    gradients = read_csvs(args.gradients, GRADIENT_COLUMNS, "a gradient CSV (gradients.csv)")
+    report = masking_report(read_named_csvs(args.evals), gradients, gap_points=args.gap_points,
                             max_vanished_fraction=args.max_vanished_fraction)
     write_csv(report, args.out)
     print(report[["model", "seed", "frac_vanished_gradient", "masking_suspected", "flags"]].to_string(index=False))
@@ -222,25 +241,23 @@ def cmd_masking(args: argparse.Namespace, config: dict | None) -> None:
 
 def _knn_correct(pairs: list[str]) -> dict:
     """(model, set) -> which points k-NN got right, from the first seed's t-SNE CSV of each model."""
-    import pandas as pd
-
+    from abcl.records import read_csv
     from abcl.tables import parse_named
     found = {}
     for name, paths in parse_named(pairs).items():
-        embedding = pd.read_csv(paths[0])
+        embedding = read_csv(paths[0], TSNE_COLUMNS, "a t-SNE CSV (tsne.csv)")
         found |= {(name, set_name): group.knn_correct.to_numpy(bool) for set_name, group in embedding.groupby("set")}
     return found
 
 
 def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
-    import pandas as pd
-
-    from abcl.records import atomic_path, read_json
+    from abcl.records import atomic_path, read_csv, read_json
     from abcl.report import claims_report, data_note, load_corrects
     from abcl.tables import read_csvs, read_named_csvs
     record = read_json(args.dataset_record)
     text = claims_report(read_named_csvs(args.fig1), read_csvs(args.fig2), read_named_csvs(args.table),
-                         pd.read_csv(args.separability), pd.read_csv(args.masking) if args.masking else None,
+                         read_csv(args.separability, SCORE_COLUMNS, "a separability CSV"),
+                         read_csv(args.masking, MASKING_COLUMNS, "a masking CSV (masking.csv)") if args.masking else None,
                          load_corrects(args.correct), data_note(record["dataset"], record["n_train"]),
                          read_named_csvs(args.adversarial) if args.adversarial else None, args.adversarial_note,
                          knn_correct=_knn_correct(args.embeddings or []), alpha=args.alpha,
@@ -314,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.get_default(_CONFIG_KEYS)[action.dest] = key
 
     def planned(p: argparse.ArgumentParser, what: str) -> None:
-        p.add_argument("--config", help="workflow config: with --run, take the model's " + what + " from its "
+        p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order: with --run, take the model's " + what + " from its "
                        "plan; options left out take the config's values")
         p.add_argument("--run", metavar="NAME", help="a model of the config's plan, e.g. ABCL (abcl plan lists them)")
         p.add_argument("--seed", type=int, help="with --run: the seed (default: the first)")
@@ -325,11 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
         setting(p, "--kernels", "train.kernels", "CPU kernels: portable (the same bits on every x86-64 CPU) or "
                 "fast", choices=["portable", "fast"])
 
-    p = command("validate-config", cmd_validate_config, "check a config against the schema")
-    p.add_argument("config")
+    def overlays(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a config key, as snakemake --config does (dotted keys reach nested ones: "
+                            "train.epochs=2; values take the schema's types); repeatable")
+
+    p = command("validate-config", cmd_validate_config, "check a config against the schema",
+                "Check config files, merged in order as snakemake --configfile merges them (the first a whole "
+                "config, later ones overlays), against the schema.")
+    p.add_argument("config", nargs="+", help="config file(s)")
+    overlays(p)
 
     p = command("plan", cmd_plan, "list the experiment plan of a config: every model, its name, outputs and path")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", nargs="+", required=True, metavar="FILE", help="config file(s), merged in order")
+    overlays(p)
 
     p = command("prepare-data", cmd_prepare_data, "load, verify and save a dataset as one .pt file")
     p.add_argument("--dataset", required=True, choices=["mnist5k", "mnist", "fashion-mnist"])
@@ -379,12 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
 
     p = command("tsne", cmd_tsne, "t-SNE of one model's features, plus separability scores")
-    p.add_argument("--config")
+    p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")
     setting(p, "--perplexity", "embed.perplexity", "t-SNE perplexity", type=float)
     setting(p, "--threads", "train.threads", "CPU threads", type=int)
     p.add_argument("--features", required=True)
     p.add_argument("--out", required=True, help="embedding CSV")
-    p.add_argument("--scores", required=True, help="separability CSV")
+    p.add_argument("--scores", required=True, help="a separability CSV")
 
     p = command("fig1", cmd_fig1, "Fig. 1: HT-SCE + AB accuracy heatmaps over (k1, k2) (PNG and PDF)")
     p.add_argument("--out", required=True, help="PNG path; the PDF lands beside it")
@@ -395,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="evaluation CSVs of the Cos-SCE models")
 
     p = command("fig3", cmd_fig3, "Fig. 3: t-SNE grid of SCE, CosFace and ABCL features (PNG and PDF)")
-    p.add_argument("--config")
+    p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")
     p.add_argument("--out", required=True, help="PNG path; the PDF lands beside it")
     p.add_argument("--embedding", nargs="+", required=True, metavar="NAME=CSV", help="t-SNE CSV per model")
     p.add_argument("--scores", nargs="*", metavar="NAME=CSV", help="separability CSV per model")
@@ -411,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="NAME=CSV", help="evaluation CSV per model and seed")
 
     p = command("masking", cmd_masking, "gradient-masking report of the table's models (CSV)")
-    p.add_argument("--config")
+    p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")
     setting(p, "--gap-points", "masking.gap_points", "accuracy gap (points) that flags an attack ordering",
             type=float)
     setting(p, "--max-vanished-fraction", "masking.max_vanished_fraction",
@@ -427,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--separability", required=True, help="combined separability CSV (from fig3)")
     p.add_argument("--embeddings", nargs="*", metavar="NAME=CSV",
                    help="t-SNE CSVs (per-point k-NN results) of the Fig. 3 models: claim 3 with one seed")
-    p.add_argument("--config")
+    p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")
     setting(p, "--alpha", "claims.alpha", "family-wise error rate of each claim (Holm)", type=float)
     setting(p, "--margin-points", "claims.margin_points", "equivalence margin of a 'not worse' comparison",
             type=float)
@@ -447,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-md", required=True)
     p.add_argument("--correct", nargs="+", required=True, help="the models' correct.npz, for the paired tests")
     p.add_argument("--evals", nargs="+", required=True, metavar="NAME=CSV", help="evaluation CSV per model and seed")
-    p.add_argument("--config")
+    p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")
     setting(p, "--alpha", "claims.alpha", "family-wise error rate of claim 5 (Holm)", type=float)
 
     p = command("fig-adversarial", cmd_fig_adversarial, "robust accuracy vs eps of the adversarially trained models")
@@ -486,6 +512,9 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args, config)
     except ABCLError as err:
         print(f"abcl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
+        print(f"abcl {args.command}: error: {err.filename}: {err.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"abcl {args.command}: interrupted; no partial output was kept", file=sys.stderr)

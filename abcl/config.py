@@ -157,7 +157,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     return filled
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
+def _read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -167,7 +167,80 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of keys to values")
-    return validate_config(raw)
+    return raw
+
+
+def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` onto ``base`` (a new dict): mappings merge key by key, any other value replaces.
+    Snakemake merges ``--configfile`` files and ``--config`` values the same way."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def nest_dotted(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``{"train.epochs": 2}`` as ``{"train": {"epochs": 2}}``."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        *parents, last = str(key).split(".")
+        nested = merge(nested, functools.reduce(lambda inner, part: {part: inner}, reversed(parents), {last: value}))
+    return nested
+
+
+def _fits(value: Any, node: dict[str, Any]) -> bool:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator({"definitions": schema()["definitions"], **node}).is_valid(value)
+
+
+def coerce(value: Any, node: dict[str, Any] | None = None) -> Any:
+    """``value`` with every string that the schema wants as another type (integer, number,
+    boolean, null, list, mapping) read as YAML: command-line values arrive as strings
+    (``--config 'seeds=[0,1,2]'`` gives ``["0", "1", "2"]``). A string stays one where it fits,
+    except ``null`` where the key takes null."""
+    node = _resolve(schema() if node is None else node)
+    if isinstance(value, str) and value.lower() in ("null", "none", "~", "") and _fits(None, node):
+        return None  # "null" is also a valid tag name, but it means no tag
+    if isinstance(value, str) and not _fits(value, node):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        if not isinstance(parsed, str):
+            value = parsed
+    if isinstance(value, dict):
+        properties, extra = node.get("properties", {}), node.get("additionalProperties")
+        return {k: coerce(v, properties.get(k, extra if isinstance(extra, dict) else {})) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [coerce(v, node["items"]) for v in value]
+    return value
+
+
+def resolve_config(files: list[str | Path], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config a run uses, as the workflow builds it: the files merged in order (the first a
+    whole config, each later one an overlay onto it), then ``overrides`` (``--config`` values;
+    dotted keys reach nested ones), strings coerced to the schema's types, then validated with
+    defaults filled in."""
+    if not files:
+        raise ConfigError("give at least one config file")
+    raw: dict[str, Any] = {}
+    for path in files:
+        raw = merge(raw, _read_yaml(path))
+    return complete_config(merge(raw, overrides or {}))
+
+
+def complete_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """A merged config made ready: dotted keys nested, strings coerced to the schema's types,
+    validated, defaults filled in. The workflow calls it on the config Snakemake merged."""
+    return validate_config(coerce(nest_dotted(raw)))
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    return resolve_config([path])
 
 
 def setting(config: dict[str, Any] | None, key: str) -> Any:
@@ -340,6 +413,27 @@ def results_dir(config: dict[str, Any]) -> str:
     """Where a validated config's results go: results/<dataset>[-<tag>]."""
     tag = config.get("tag")
     return f"results/{config['dataset']}" + (f"-{tag}" if tag else "")
+
+
+def refuse_other_training(plan: "Plan", results: str | Path) -> None:
+    """Refuse a plan whose models would overwrite models of other training settings in
+    ``results`` (a config that trains differently needs a results folder of its own: a tag).
+    Settings outside the model's hash (device, threads, kernels) are not a difference."""
+    for run in plan.runs:
+        record = Path(results) / "models" / run.path / "train.json"
+        if not record.exists():
+            continue
+        try:
+            before = json.loads(record.read_text())
+        except (OSError, ValueError):
+            continue  # unreadable: the train job will redo it
+        if before.get("config_hash") == run.train.hash:
+            continue
+        now = run.train.to_dict()
+        changed = ", ".join(f"{key} {before.get('config', {}).get(key)!r} -> {now[key]!r}" for key in sorted(now)
+                            if before.get("config", {}).get(key) != now[key]) or "settings"
+        raise ConfigError(f"{results} holds {run.name} seed {run.seed} trained with other settings ({changed}); "
+                          f"give this config a results folder of its own: tag: NAME in its file or --config tag=NAME")
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,22 @@ from sklearn.metrics import silhouette_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
+from abcl import ABCLError
+
 
 
 def load_features(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as blob:
-        return {key: blob[key] for key in blob.files}
+    try:
+        with np.load(path, allow_pickle=False) as blob:
+            arrays = {key: blob[key] for key in blob.files}
+    except FileNotFoundError:
+        raise ABCLError(f"{path}: file not found") from None
+    except (OSError, ValueError) as err:
+        raise ABCLError(f"{path}: not a features file (features.npz) ({type(err).__name__})") from None
+    missing = [key for key in ("features", "labels", "set") if key not in arrays]
+    if missing:
+        raise ABCLError(f"{path}: not a features file (features.npz): no {', '.join(missing)}")
+    return arrays
 
 
 def tsne_embedding(features: np.ndarray, perplexity: float = 30.0, seed: int = 0, threads: int = 1) -> np.ndarray:

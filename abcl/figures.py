@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from abcl import ABCLError  # noqa: E402
 from abcl.records import atomic_path  # noqa: E402
 from abcl.tables import (ATTACK_NAMES, NORM_SYMBOL, PAPER_ATTACKS, ordered_evaluations, split_method,  # noqa: E402
                          with_evaluation)
@@ -38,9 +39,18 @@ def _grid(n_panels: int, ncols: int, width: float, height: float) -> tuple[plt.F
     return fig, axes.flat
 
 
+def _of_loss(frame: pd.DataFrame, loss: str, figure: str, name: str) -> pd.DataFrame:
+    """The rows of ``loss`` under the paper's attacks; none is a mistake in the inputs, not an empty figure."""
+    rows = frame[(frame.loss == loss) & frame.attack.isin(PAPER_ATTACKS)]
+    if rows.empty:
+        found = ", ".join(sorted(map(str, frame.loss.unique())))
+        raise ABCLError(f"{figure} needs evaluations of {name} models (loss {loss}); the inputs hold {found}")
+    return rows
+
+
 def fig1_heatmaps(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame:
     """HT-SCE + AB: mean accuracy (%) over seeds on the (k1, k2) grid, one heatmap per evaluation."""
-    frame = with_evaluation(frame[(frame.loss == "ht_sce") & frame.attack.isin(PAPER_ATTACKS)])
+    frame = with_evaluation(_of_loss(frame, "ht_sce", "Fig. 1", "HT-SCE"))
     evaluations = ordered_evaluations(frame, middle_only=True)
     sns.set_theme(style="white", font_scale=1.0)
     fig, axes = _grid(len(evaluations), 3, 4.6, 3.9)
@@ -63,7 +73,7 @@ def fig1_heatmaps(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame:
 
 def fig2_scale(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame:
     """Cos-SCE basis: accuracy (%) against the scale s, one line per evaluation, band = seed s.d."""
-    frame = with_evaluation(frame[(frame.loss == "cos_sce") & frame.attack.isin(PAPER_ATTACKS)])
+    frame = with_evaluation(_of_loss(frame, "cos_sce", "Fig. 2", "Cos-SCE"))
     evaluations = ordered_evaluations(frame, middle_only=True)
     frame = frame[frame.evaluation.isin(evaluations)]
     sns.set_theme(style="whitegrid", font_scale=1.1)

@@ -102,4 +102,29 @@ def write_csv(frame: Any, path: str | Path) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise abcl.ABCLError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise abcl.ABCLError(f"{path}: not a readable JSON file ({type(err).__name__})") from None
+
+
+def read_csv(path: str | Path, columns: tuple[str, ...] = (), what: str = "a CSV") -> Any:
+    """A CSV as a pandas DataFrame, or one line naming the file: missing, not a CSV, empty, or
+    without the ``columns`` that ``what`` (e.g. "an evaluation CSV") has."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise abcl.ABCLError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise abcl.ABCLError(f"{path}: a folder, not {what}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as err:
+        raise abcl.ABCLError(f"{path}: not {what} ({type(err).__name__})") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing or frame.empty:
+        raise abcl.ABCLError(f"{path}: not {what} (" + (f"no column {', '.join(missing)}" if missing else "no rows")
+                             + ")")
+    return frame

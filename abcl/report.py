@@ -120,7 +120,12 @@ def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: flo
     rows = []
     for config_hash, group in evals.groupby("config_hash", sort=False):
         acc = group.set_index(["attack", "norm", "eps"]).accuracy
-        grads = gradients[gradients.config_hash == config_hash].iloc[0]
+        matching = gradients[gradients.config_hash == config_hash]
+        if matching.empty:
+            row = group.iloc[0]
+            raise ABCLError(f"no gradient CSV of {row.model} seed {row.seed} (config {config_hash}) among the "
+                            "inputs: give each model's eval.csv and gradients.csv")
+        grads = matching.iloc[0]
         flags = []
         if grads.frac_vanished_gradient > max_vanished_fraction:
             flags.append(f"vanished gradient on {100 * grads.frac_vanished_gradient:.0f}% of inputs")
@@ -532,7 +537,10 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
     "What each configuration can show"), from each run's claims.md, table.csv and dataset record."""
     verdicts, numbers, columns, shown = {}, [], [], []
     for folder in map(Path, results_dirs):
-        record = json.loads(next((folder / "data").glob("*.json")).read_text())
+        records = sorted((folder / "data").glob("*.json"))
+        if not records or not (folder / "claims.md").exists():
+            raise ABCLError(f"{folder}: not a finished workflow run (no data/*.json or claims.md): run it first")
+        record = json.loads(records[0].read_text())
         column = f"{folder.name} ({record['n_train']:,} train images)"
         columns.append(column)
         found = claim_verdicts((folder / "claims.md").read_text())

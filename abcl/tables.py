@@ -10,7 +10,7 @@ from typing import Iterable
 import pandas as pd
 
 from abcl import ABCLError
-from abcl.records import atomic_path
+from abcl.records import atomic_path, read_csv
 
 NORM_SYMBOL = {"linf": "L∞", "l2": "L2", "none": ""}
 ATTACK_NAMES = {"fgsm": "FGSM", "bim": "BIM", "pgd": "PGD", "apgd_ce": "APGD-CE", "apgd_dlr": "APGD-DLR",
@@ -19,8 +19,12 @@ ATTACK_ORDER = [("clean", "none")] + [(attack, norm) for norm in ("linf", "l2") 
 PAPER_ATTACKS = ("clean", "fgsm", "bim")  # Figs. 1 and 2 show the paper's attacks only
 
 
-def read_csvs(paths: Iterable[str | Path]) -> pd.DataFrame:
-    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+EVAL_COLUMNS = ("attack", "norm", "eps", "accuracy", "loss", "seed", "config_hash")  # of every evaluation CSV
+
+
+def read_csvs(paths: Iterable[str | Path], columns: tuple[str, ...] = EVAL_COLUMNS,
+              what: str = "an evaluation CSV (eval.csv)") -> pd.DataFrame:
+    return pd.concat([read_csv(p, columns, what) for p in paths], ignore_index=True)
 
 
 def parse_named(pairs: Iterable[str]) -> dict[str, list[str]]:
@@ -37,7 +41,8 @@ def parse_named(pairs: Iterable[str]) -> dict[str, list[str]]:
 def read_named_csvs(pairs: Iterable[str]) -> pd.DataFrame:
     """The CSVs of ``NAME=PATH`` arguments, each row labelled with its model's display name (the
     experiment plan's), refusing inputs where one name and seed hold two configurations."""
-    frames = [pd.read_csv(path).assign(model=name) for name, paths in parse_named(pairs).items() for path in paths]
+    frames = [read_csv(path, EVAL_COLUMNS, "an evaluation CSV (eval.csv)").assign(model=name)
+              for name, paths in parse_named(pairs).items() for path in paths]
     frame = pd.concat(frames, ignore_index=True)
     clash = frame.groupby(["model", "seed"]).config_hash.nunique() > 1
     if clash.any():
@@ -62,8 +67,13 @@ def save_correct(correct: dict[str, "np.ndarray"], config_hash: str, path: str |
 def load_correct(path: str | Path) -> tuple[str, dict[str, "np.ndarray"]]:
     """A model's correct.npz: (config hash, evaluation key -> which test images it got right)."""
     import numpy as np
-    with np.load(path, allow_pickle=False) as blob:
-        return str(blob["config_hash"]), {k: blob[k] for k in blob.files if k != "config_hash"}
+    try:
+        with np.load(path, allow_pickle=False) as blob:
+            return str(blob["config_hash"]), {k: blob[k] for k in blob.files if k != "config_hash"}
+    except FileNotFoundError:
+        raise ABCLError(f"{path}: file not found") from None
+    except (OSError, ValueError, KeyError) as err:
+        raise ABCLError(f"{path}: not a per-image results file (correct.npz) ({type(err).__name__})") from None
 
 
 def split_method(model: str) -> tuple[str, str]:

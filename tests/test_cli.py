@@ -23,3 +23,68 @@ def test_top_level_help_lists_every_command():
 def test_command_help_renders(name):
     text = subcommands()[1][name].format_help()
     assert text.startswith(f"usage: abcl {name}")
+
+
+# ---------------------------------------------------------------- one line for every mistake
+def _eval_csv(path, loss: str, config_hash: str = "0123456789ab"):
+    import pandas as pd
+    rows = [{"loss": loss, "s": 5.0, "m": 0.0, "k1": 0.0, "k2": 0.0, "seed": 0, "attack": attack, "norm": norm,
+             "eps": eps, "steps": 0, "restarts": 0, "queries": 0, "accuracy": 0.5, "n": 10, "common_accuracy": 0.5,
+             "n_common": 10, "config_hash": config_hash}
+            for attack, norm, eps in (("clean", "none", 0.0), ("fgsm", "linf", 0.2), ("bim", "linf", 0.2))]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture
+def mistakes(tmp_path):
+    """Wrong inputs of each kind: a missing file, a file that is not a CSV, the wrong loss's CSV."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "garbage.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00 not, a\n csv, \"at all")
+    return {"missing": str(tmp_path / "missing.csv"), "garbage": str(tmp_path / "garbage.csv"),
+            "sce": _eval_csv(tmp_path / "sce.csv", "sce"), "cos_sce": _eval_csv(tmp_path / "cos.csv", "cos_sce"),
+            "run": str(tmp_path / "run"), "out": str(tmp_path / "out")}
+
+
+MISTAKES = {  # command: (arguments, what its one line must say)
+    "validate-config": (["{missing}"], "missing.csv: config file not found"),
+    "plan": (["--config", "config/config.yaml", "--set", "train.epochs=two"], "'two' is not of type 'integer'"),
+    "prepare-data": (["--dataset", "mnist", "--source", "{run}", "--out", "{out}/d.pt"], "file not found"),
+    "train": (["--train-config", '{{"loss": "nope"}}', "--data", "{missing}", "--out-dir", "{out}"], "loss"),
+    "evaluate": (["--model", "{missing}", "--data", "{missing}", "--out", "{out}/e.csv",
+                  "--attacks", '{{"fgsm_linf": {{"eps": [0.1]}}}}'], "missing.csv: model not found"),
+    "features": (["--model", "{missing}", "--data", "{missing}", "--out", "{out}/f.npz",
+                  "--attacks", '{{"fgsm_linf": {{"eps": [0.1]}}}}'], "missing.csv: model not found"),
+    "tsne": (["--features", "{missing}", "--out", "{out}/t.csv", "--scores", "{out}/s.csv"],
+             "missing.csv: file not found"),
+    "fig1": (["--out", "{out}/f1.png", "{cos_sce}"], "Fig. 1 needs evaluations of HT-SCE models"),
+    "fig2": (["--out", "{out}/f2.png", "{sce}"], "Fig. 2 needs evaluations of Cos-SCE models"),
+    "fig3": (["--out", "{out}/f3.png", "--embedding", "SCE={garbage}"], "garbage.csv: not a t-SNE CSV"),
+    "table": (["--out-md", "{out}/t.md", "--out-csv", "{out}/t.csv", "SCE={missing}"], "missing.csv: file not found"),
+    "masking": (["--evals", "SCE={sce}", "--gradients", "{garbage}", "--out", "{out}/m.csv"],
+                "garbage.csv: not a gradient CSV"),
+    "claims": (["--fig1", "X={missing}", "--fig2", "{sce}", "--table", "SCE={sce}", "--separability", "{sce}",
+                "--correct", "{sce}", "--dataset-record", "{missing}", "--out", "{out}/c.md"], "file not found"),
+    "adversarial": (["--evals", "SCE={garbage}", "--correct", "{sce}", "--out-csv", "{out}/a.csv",
+                     "--out-md", "{out}/a.md"], "garbage.csv: not an evaluation CSV"),
+    "fig-adversarial": (["--out", "{out}/fa.png", "SCE={garbage}"], "garbage.csv: not an evaluation CSV"),
+    "configurations": (["{run}"], "not a finished workflow run"),
+    "resources": (["{run}", "--out", "{out}/r.yaml"], "no benchmark files"),
+    "leaderboard": (["--out-csv", "{out}/l.csv", "--out-md", "{out}/l.md", "SCE={garbage}"],
+                    "garbage.csv: not an evaluation CSV"),
+}
+
+
+def test_every_command_has_a_mistake_case():
+    assert set(MISTAKES) == set(subcommands()[1])
+
+
+@pytest.mark.parametrize("name", sorted(MISTAKES))
+def test_a_mistake_gets_one_line(name, mistakes, capsys):
+    from abcl.cli import main
+    arguments, message = MISTAKES[name]
+    code = main([name, *(a.format(**mistakes) for a in arguments)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith(f"abcl {name}: error: "), err
+    assert message in err, err

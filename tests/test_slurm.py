@@ -96,7 +96,7 @@ def run_workflow(env, workdir, *args):
 
 def test_an_sbatch_refusal_reaches_the_user(slurm, workdir):
     """Snakemake drops the executor's message for job groups (abcl.cluster shows it again)."""
-    one_model = "results/mnist5k/models/loss~sce/s~0/m~0/k1~0/k2~0/seed~0/model.pt"
+    one_model = "results/mnist5k-test/models/loss~sce/s~0/m~0/k1~0/k2~0/seed~0/model.pt"
     code, log = run_workflow(slurm, workdir, "--set-resources", "train:slurm_partition=nosuch", "--", one_model)
     assert code != 0
     assert "Error in group train: SLURM sbatch failed" in log and "Invalid partition name specified" in log
@@ -141,7 +141,7 @@ def test_the_test_run_through_slurm_survives_a_scancel(slurm, workdir):
     assert code == 0, second_log[-4000:]
     assert "Finished jobid" in second_log
     for figure in ("fig1.png", "fig2.png", "fig3.png"):
-        assert (results / "mnist5k" / "figures" / figure).stat().st_size > 0
+        assert (results / "mnist5k-test" / "figures" / figure).stat().st_size > 0
     assert not list(results.rglob("*.part"))
     code, dry = run_workflow(env, workdir, "-n")
     assert code == 0 and "Nothing to be done" in dry

@@ -153,7 +153,7 @@ def test_snakefmt_check():
 @pytest.mark.slow
 def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     snakemake("--cores", "2", "--configfile", ".test/config/config.yaml", cwd=workdir)
-    results = workdir / "results" / "mnist5k"
+    results = workdir / "results" / "mnist5k-test"
     for name in ("fig1", "fig2", "fig3", "adversarial"):
         for ext in ("png", "pdf"):
             path = results / "figures" / f"{name}.{ext}"

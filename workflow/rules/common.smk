@@ -9,15 +9,21 @@ from abcl.cluster import load_table, rule_request, show_group_submission_errors
 from abcl.config import (
     RUN_PATH_REGEX,
     ConfigError,
+    complete_config,
     experiment_plan,
+    refuse_other_training,
     results_dir,
-    validate_config,
 )
 
-# Validate before any job is planned: a bad value stops the run with one line naming the key.
+# Snakemake merged the config files and --config values key by key, as `abcl validate-config`
+# and `abcl plan` do; complete_config, which both call, gives --config strings the schema's types
+# and validates before any job is planned: a bad value stops the run with one line naming the key.
 try:
-    config.update(validate_config(config))
+    completed = complete_config(config)
+    config.clear()
+    config.update(completed)
     PLAN = experiment_plan(config)
+    refuse_other_training(PLAN, results_dir(config))
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -34,6 +40,9 @@ os.environ["PATH"] = (
 DATASET = config["dataset"]
 RESULTS = results_dir(config)
 MODEL_DIR = f"{RESULTS}/models/{{run}}"  # {run}: a planned model's Run.path
+# Not a rule param: a param change reruns the jobs, and where a job runs (auto, cpu, cuda) is not
+# what it computes. Kernels and threads are params or directives: they change CPU results' bits.
+DEVICE = config["train"]["device"]
 
 
 wildcard_constraints:

@@ -18,13 +18,12 @@ rule features:
         name=lambda wildcards: planned_run(wildcards).name,
         n_per_set=config["embed"]["n_per_set"],
         attacks=lambda wildcards: planned_run(wildcards).embed_attacks_json(),
-        device=config["train"]["device"],
         kernels=config["train"]["kernels"],
     message:
         "latent features of {params.name}: {wildcards.run}"
     shell:
         "abcl features --model {input.model} --data {input.data} --n-per-set {params.n_per_set} "
-        "--attacks '{params.attacks}' --device {params.device} --threads {threads} "
+        "--attacks '{params.attacks}' --device {DEVICE} --threads {threads} "
         "--kernels {params.kernels} "
         "--out {output.npz} > {log} 2>&1"
 

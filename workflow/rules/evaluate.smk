@@ -31,12 +31,11 @@ rule evaluate:
             else ""
         ),
         batch_size=config["eval"]["batch_size"],
-        device=config["train"]["device"],
         kernels=config["train"]["kernels"],
     message:
         "evaluate {params.name} under every planned attack: {wildcards.run}"
     shell:
         "abcl evaluate --model {input.model} --data {input.data} --attacks '{params.attacks}' "
-        "{params.n_test} {params.adaptive_n_test} --batch-size {params.batch_size} --device {params.device} "
+        "{params.n_test} {params.adaptive_n_test} --batch-size {params.batch_size} --device {DEVICE} "
         "--threads {threads} --kernels {params.kernels} --tiny-gradient {params.tiny_gradient} --out {output.csv} "
         "--gradients {output.gradients} --correct {output.correct} > {log} 2>&1"

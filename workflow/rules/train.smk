@@ -19,7 +19,6 @@ rule train:
     params:
         name=lambda wildcards: planned_run(wildcards).name,
         train=lambda wildcards: planned_run(wildcards).train.to_json(),
-        device=config["train"]["device"],
         kernels=config["train"]["kernels"],
         cuda_graphs=(
             "--cuda-graphs" if config["train"]["cuda_graphs"] else "--no-cuda-graphs"
@@ -28,6 +27,6 @@ rule train:
         "train {params.name}: {wildcards.run}"
     shell:
         "abcl train --train-config '{params.train}' --data {input.data} "
-        "--out-dir $(dirname {output.model}) --device {params.device} --threads {threads} "
+        "--out-dir $(dirname {output.model}) --device {DEVICE} --threads {threads} "
         "--kernels {params.kernels} "
         "{params.cuda_graphs} > {log} 2>&1"
