@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 LIGHT  ?= .venv-light
 CORES  ?= 2
 
-.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full readme-configurations
+.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full readme-configurations reproduce
 
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ setup: $(VENV)/.installed
 
 run: setup  ## the whole workflow on the embedded default (mnist5k, CPU)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local
+
+reproduce: setup  ## the default run's table (12 models), compared byte for byte with tests/reference/mnist5k-table.csv
+	$(BIN)/snakemake --cores $(CORES) --profile profiles/local results/mnist5k/table.csv
+	@cmp -s results/mnist5k/table.csv tests/reference/mnist5k-table.csv \
+	  && echo "results/mnist5k/table.csv reproduces tests/reference/mnist5k-table.csv byte for byte" \
+	  || { diff results/mnist5k/table.csv tests/reference/mnist5k-table.csv | head -20; \
+	       echo "results/mnist5k/table.csv differs from tests/reference/mnist5k-table.csv"; exit 1; }
 
 adversarial: setup  ## beyond the paper: adversarially trained SCE, CosFace and ABCL on the default
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local adversarial

@@ -26,9 +26,11 @@ RUNTIME_SLACK_MIN = 2
 MEM_FACTOR = 1.5
 MEM_SLACK_MB = 512
 HEADER = """\
-# Per-rule cluster requests (runtime in minutes, mem_mb), measured: made by `abcl resources`
-# (make resources) from the benchmark: files of the finished runs named under `measured`.
-# A run whose results folder has no entry here takes, rule by rule, the largest request below.
+# Per-rule cluster requests (runtime in minutes, mem_mb) per results folder. `measured`: made by
+# `abcl resources` (make resources) from the benchmark: files of finished runs; a rerun updates
+# the folders it measures and keeps the others. `estimated`: written by hand for configs not yet
+# run, each with its basis; a measurement of the same folder takes precedence. A folder in
+# neither takes, rule by rule, the largest request of both.
 # Formula: runtime = ceil({rf} * longest s / 60) + {rs}; mem_mb = {mf} * largest max_rss + {ms}, to 256 MB.
 """.format(rf=RUNTIME_FACTOR, rs=RUNTIME_SLACK_MIN, mf=MEM_FACTOR, ms=MEM_SLACK_MB)
 
@@ -78,27 +80,35 @@ def measure(results: str | Path) -> dict[str, dict]:
 
 
 def write_table(results_dirs: list[str | Path], out: str | Path) -> dict:
-    """Measure each results folder and write the table (YAML) keyed by the folder's name."""
-    table = {"measured": {Path(r).name: measure(r) for r in results_dirs}}
+    """Measure each results folder and merge it into the table (YAML) at ``out``, keyed by the
+    folder's name: other folders' measurements and the hand-written estimates stay as they were."""
+    before = yaml.safe_load(Path(out).read_text()) if Path(out).exists() else None
+    before = before if isinstance(before, dict) else {}
+    measured = {**(before.get("measured") or {}), **{Path(r).name: measure(r) for r in results_dirs}}
+    table = {"measured": dict(sorted(measured.items())), "estimated": before.get("estimated") or {}}
     with atomic_path(out) as part:
         part.write_text(HEADER + yaml.safe_dump(table, sort_keys=False, width=120, default_flow_style=None))
     return table
 
 
 def load_table(path: str | Path) -> dict[str, dict]:
-    return yaml.safe_load(Path(path).read_text())["measured"]
+    """``{"measured": {folder: {rule: request}}, "estimated": {...}}``."""
+    table = yaml.safe_load(Path(path).read_text()) or {}
+    return {"measured": table.get("measured") or {}, "estimated": table.get("estimated") or {}}
 
 
 def rule_request(table: dict[str, dict], results_name: str, rule: str) -> dict[str, int]:
     """The request for ``rule`` in a run whose results folder is ``results_name``: its own
-    measurement when there is one, else the largest request any measured run made for the rule."""
-    own = table.get(results_name, {}).get(rule)
-    if isinstance(own, dict):
-        return {"runtime": own["runtime"], "mem_mb": own["mem_mb"]}
-    measured = [runs[rule] for runs in table.values() if isinstance(runs.get(rule), dict)]
-    if not measured:
+    measurement, else its own estimate, else the largest request of any folder for the rule."""
+    for section in ("measured", "estimated"):
+        own = table[section].get(results_name, {}).get(rule)
+        if isinstance(own, dict):
+            return {"runtime": own["runtime"], "mem_mb": own["mem_mb"]}
+    known = [runs[rule] for section in ("measured", "estimated") for runs in table[section].values()
+             if isinstance(runs.get(rule), dict)]
+    if not known:
         return {}
-    return {"runtime": max(m["runtime"] for m in measured), "mem_mb": max(m["mem_mb"] for m in measured)}
+    return {"runtime": max(m["runtime"] for m in known), "mem_mb": max(m["mem_mb"] for m in known)}
 
 
 def show_group_submission_errors() -> None:

@@ -10,7 +10,7 @@ pytorch-metric-learning::
 The pipeline's networks use these same modules as their heads (``abcl.models``). This module
 imports torch only.
 
-Notation (SPEC.md): c_ij = cos(theta_ij) = W_j_hat . y_i_hat, d_i the true class,
+Notation (docs/method.md): c_ij = cos(theta_ij) = W_j_hat . y_i_hat, d_i the true class,
 hat d_i = argmax_{j != d_i} c_ij the most competitive other class, C classes, batch mean over i.
 """
 
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ABCLoss", "CosFaceLoss", "CosSCELoss", "SoftmaxCELoss", "LogitsHead", "BASES",
+__all__ = ["ABCLoss", "HypersphereABCLoss", "hypersphere_transform", "CosFaceLoss", "CosSCELoss", "SoftmaxCELoss", "LogitsHead", "BASES",
            "cosine_matrix", "cosface_logits", "intra_class_term", "inter_class_term"]
 
 BASES = ("sce", "cos_sce", "cosface")
@@ -170,10 +170,51 @@ class ABCLoss(nn.Module):
                 f"s={self.s}, m={self.m}, k1={self.k1}, k2={self.k2}, warmup_steps={self.warmup_steps}")
 
 
+def hypersphere_transform(z: torch.Tensor) -> torch.Tensor:
+    """z_hat = z / ||z||: HT-SCE's backbone output on the unit hypersphere (computed in float32)."""
+    return F.normalize(z.float(), dim=1).to(z.dtype)
+
+
+class HypersphereABCLoss(nn.Module):
+    """The paper's ABCL, HT-SCE + AB, on the features z of any backbone:
+
+        z_hat = z / ||z||,   y = W_l z_hat   (bias-free latent layer, K = ``latent_size``),
+        L_total = L_B + r * (k1 * L_I + k2 * L_O)   with the ``cosface`` basis on y (:class:`ABCLoss`).
+
+    It owns the latent layer and the class weights: the pipeline's ABCL model computes the same
+    after its backbone (``abcl.models.ABCLNet`` with ``hypersphere``). Defaults are the paper's
+    settings as config/config.yaml reads them: s = 5, m = 0.2, k1 = 512, k2 = 64, K = C.
+    """
+
+    def __init__(self, feature_size: int, num_classes: int, latent_size: int | None = None, s: float = 5.0,
+                 m: float = 0.2, k1: float = 512.0, k2: float = 64.0, warmup_steps: float = 0):
+        super().__init__()
+        latent_size = latent_size or num_classes
+        self.latent_layer = nn.Linear(feature_size, latent_size, bias=False)
+        self.loss = ABCLoss(num_classes, latent_size, basis="cosface", s=s, m=m, k1=k1, k2=k2,
+                            warmup_steps=warmup_steps)
+
+    def latent(self, features: torch.Tensor) -> torch.Tensor:
+        """y = W_l z_hat."""
+        return self.latent_layer(hypersphere_transform(features))
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """L_total of one batch."""
+        return self.loss(self.latent(features), labels)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Inference logits s * c_i (no margin), for predictions and attacks."""
+        return self.loss.logits(self.latent(features))
+
+    def as_head(self) -> "LogitsHead":
+        """Features -> inference logits: ``nn.Sequential(backbone, loss_fn.as_head())`` classifies."""
+        return LogitsHead(self)
+
+
 class LogitsHead(nn.Module):
     """Embeddings -> inference logits of ``loss`` (shares its weights)."""
 
-    def __init__(self, loss: ABCLoss):
+    def __init__(self, loss: ABCLoss | HypersphereABCLoss):
         super().__init__()
         self.loss = loss
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from abcl.config import Arch, Loss, TrainConfig
-from abcl.losses import ABCLoss
+from abcl.losses import ABCLoss, hypersphere_transform
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 LATENT_DIM = 10
@@ -66,9 +66,7 @@ class ABCLNet(nn.Module):
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         z = self.backbone((x - MNIST_MEAN) / MNIST_STD)
-        if self.hypersphere:
-            z = F.normalize(z.float(), dim=1).to(z.dtype)
-        return self.latent_layer(z)
+        return self.latent_layer(hypersphere_transform(z) if self.hypersphere else z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Inference logits: s * c_i for the cosine heads, W y + b for sce."""

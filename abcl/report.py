@@ -333,7 +333,7 @@ def data_note(dataset: str, n_train: int) -> str:
         return ""
     return (f"**Subset.** These models trained on {n_train:,} images ({dataset}), not the full {FULL_TRAIN_SIZE:,}. "
             "Verdicts that compare losses can change with training-set size: config/cpu-full.yaml runs the same "
-            "nets, grids and attacks on full MNIST on a CPU (README: \"What each configuration can show\").\n")
+            "nets, grids and attacks on full MNIST on a CPU (docs/evaluation.md: \"What each configuration can show\").\n")
 
 
 ADVERSARIAL_CLAIM = "Claim 5 (ours, beyond the paper): ABCL adds robustness on top of adversarial training."

@@ -30,7 +30,7 @@ def loop_cosface(cos, labels, s, m):
 
 
 def loop_abcl(loss: ABCLoss, embeddings: torch.Tensor, labels: torch.Tensor, ramp: float = 1.0) -> float:
-    """ABCLoss's formula one sample at a time in Python floats (float64), from SPEC.md."""
+    """ABCLoss's formula one sample at a time in Python floats (float64), from docs/method.md."""
     weights = loss.class_weights().detach().double().tolist()
     bias = loss.fc.bias.detach().double().tolist() if loss.basis == "sce" else None
     n_classes, total = len(weights), 0.0
@@ -219,3 +219,27 @@ def test_training_config_parses_enums_once_and_hashes_numbers_alike():
     assert cfg.loss is Loss.COSFACE and cfg.arch is Arch.SMALL and isinstance(cfg.s, float)
     assert cfg.hash == TrainConfig(loss=Loss.COSFACE, s=5.0, m=0.35).hash
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["loss"] == "cosface"
+
+
+def test_the_drop_in_abcl_is_the_pipelines_abcl():
+    """HypersphereABCLoss after a backbone computes what the pipeline's ABCL model computes:
+    normalized backbone output, bias-free latent layer, CosFace basis + AB terms."""
+    from abcl.config import TrainConfig
+    from abcl.losses import HypersphereABCLoss
+    from abcl.models import MNIST_MEAN, MNIST_STD, build_model
+
+    torch.manual_seed(0)
+    model = build_model(TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512.0, k2=64.0, ab_warmup_epochs=0.0)).eval()
+    drop_in = HypersphereABCLoss(feature_size=128, num_classes=10)  # the paper's defaults
+    assert model.latent_layer.bias is None and drop_in.latent_layer.bias is None
+    drop_in.latent_layer.weight.data.copy_(model.latent_layer.weight)
+    drop_in.loss.weight.data.copy_(model.head.weight)
+    x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    z = model.backbone((x - MNIST_MEAN) / MNIST_STD)
+    expected_loss, expected_logits = model.training_loss(x, y)
+    torch.testing.assert_close(drop_in(z, y), expected_loss)
+    torch.testing.assert_close(torch.nn.Sequential(model.backbone, drop_in.as_head())((x - MNIST_MEAN) / MNIST_STD),
+                               expected_logits)
+    # the latent features lie on no sphere, the backbone's are put on one: a scaled z changes nothing
+    torch.testing.assert_close(drop_in(7.0 * z, y), expected_loss)
+    assert (drop_in.loss.k1, drop_in.loss.k2, drop_in.loss.s, drop_in.loss.m) == (512.0, 64.0, 5.0, 0.2)

@@ -230,7 +230,7 @@ def test_dry_run_needs_no_torch(workdir, configfile):
 
 def test_catalog_layout_and_module_use_from_another_directory(workdir, tmp_path):
     """`snakemake -n --directory .test` plans the CI config; another project imports the workflow
-    as a module (README, "Using the workflow as a module") and plans the default config."""
+    as a module (docs/running.md, "Using the workflow as a module") and plans the default config."""
     in_test_dir = snakemake("-n", "--directory", str(workdir / ".test"), cwd=workdir)
     ci_config = load_config(workdir / ".test" / "config" / "config.yaml")
     assert planned_jobs(in_test_dir.stdout)["train"] == len(unique_models(ci_config, "fig1", "fig2", "table",
@@ -242,8 +242,8 @@ def test_catalog_layout_and_module_use_from_another_directory(workdir, tmp_path)
     project = tmp_path / "project"
     (project / "config").mkdir(parents=True)
     shutil.copy(ROOT / "config" / "config.yaml", project / "config" / "config.yaml")
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("## Using the workflow as a module", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    running = (ROOT / "docs" / "running.md").read_text()
+    block = running.split("## Using the workflow as a module", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     snakefile = block.replace('github("<owner>/abcl", path="workflow/Snakefile", tag="<tag>")',
                               repr(str(ROOT / "workflow" / "Snakefile")))
     assert snakefile != block
