@@ -40,9 +40,10 @@ os.environ["PATH"] = (
 DATASET = config["dataset"]
 RESULTS = results_dir(config)
 MODEL_DIR = f"{RESULTS}/models/{{run}}"  # {run}: a planned model's Run.path
-# Not a rule param: a param change reruns the jobs, and where a job runs (auto, cpu, cuda) is not
-# what it computes. Kernels and threads are params or directives: they change CPU results' bits.
-DEVICE = config["train"]["device"]
+# Where a job runs (auto, cpu, cuda) reaches its command as $ABCL_DEVICE, not as a param of the rules (a
+# param change reruns the jobs, and the device is not what they compute). Kernels and threads are
+# params and directives: they change CPU results' bits.
+os.environ.update(ABCL_DEVICE=config["train"]["device"])
 
 
 wildcard_constraints:

@@ -23,7 +23,7 @@ rule features:
         "latent features of {params.name}: {wildcards.run}"
     shell:
         "abcl features --model {input.model} --data {input.data} --n-per-set {params.n_per_set} "
-        "--attacks '{params.attacks}' --device {DEVICE} --threads {threads} "
+        "--attacks '{params.attacks}' --device $ABCL_DEVICE --threads {threads} "
         "--kernels {params.kernels} "
         "--out {output.npz} > {log} 2>&1"
 

@@ -36,6 +36,6 @@ rule evaluate:
         "evaluate {params.name} under every planned attack: {wildcards.run}"
     shell:
         "abcl evaluate --model {input.model} --data {input.data} --attacks '{params.attacks}' "
-        "{params.n_test} {params.adaptive_n_test} --batch-size {params.batch_size} --device {DEVICE} "
+        "{params.n_test} {params.adaptive_n_test} --batch-size {params.batch_size} --device $ABCL_DEVICE "
         "--threads {threads} --kernels {params.kernels} --tiny-gradient {params.tiny_gradient} --out {output.csv} "
         "--gradients {output.gradients} --correct {output.correct} > {log} 2>&1"

@@ -27,6 +27,6 @@ rule train:
         "train {params.name}: {wildcards.run}"
     shell:
         "abcl train --train-config '{params.train}' --data {input.data} "
-        "--out-dir $(dirname {output.model}) --device {DEVICE} --threads {threads} "
+        "--out-dir $(dirname {output.model}) --device $ABCL_DEVICE --threads {threads} "
         "--kernels {params.kernels} "
         "{params.cuda_graphs} > {log} 2>&1"
