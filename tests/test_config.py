@@ -184,3 +184,63 @@ def test_seeds_multiply_the_plan_and_extra_seeds_get_the_middle_budgets_only():
     moved = with_change("abcl", {"k1": 256, "k2": 32})
     renamed = experiment_plan(validate_config(moved))
     assert renamed.find("ABCL").train.k1 == 256 and renamed.find("HT-SCE+AB 512/64").outputs == ("fig1",)
+
+
+# ---------------------------------------------------------------- overrides and overlays
+def test_command_line_strings_take_the_schemas_types():
+    """What snakemake --config hands over (its parser keeps nested values as strings)."""
+    from abcl.config import resolve_config, results_dir
+    config = resolve_config(["config/config.yaml"], {
+        "seeds": ["0", "1"], "train": {"epochs": "2", "kernels": "fast"}, "tag": "null", "download": "null",
+        "embed.every_seed": "true", "eval.n_test": "100", "claims": {"alpha": "0.1"}})
+    assert config["seeds"] == [0, 1] and config["train"]["epochs"] == 2 and config["train"]["kernels"] == "fast"
+    assert config["tag"] is None and results_dir(config) == "results/mnist5k"  # a null tag is no tag
+    assert config["download"] is None and config["embed"]["every_seed"] is True
+    assert config["eval"]["n_test"] == 100 and config["claims"]["alpha"] == 0.1
+    assert config["train"]["lr"] == 0.002  # untouched keys keep the file's values
+    with pytest.raises(ConfigError, match="'train/epochs': 'two' is not of type 'integer'"):
+        resolve_config(["config/config.yaml"], {"train": {"epochs": "two"}})
+    assert resolve_config(["config/config.yaml"], {"tag": "ci"})["tag"] == "ci"  # a string stays a string
+
+
+def test_files_merge_as_snakemake_merges_them(tmp_path):
+    """abcl validate-config/plan and the workflow see the same config: the first file whole,
+    later ones overlaid key by key (Snakemake's update_config), nothing from config/config.yaml
+    underneath a file that does not name it."""
+    from snakemake.utils import update_config
+
+    from abcl.config import complete_config, merge, resolve_config
+    overlay = tmp_path / "mine.yaml"
+    overlay.write_text("seeds: [0]\ntrain: {epochs: 2}\nattacks: {fgsm_linf: {eps: [0.3]}}\ntag: mine\n")
+    base, top = yaml.safe_load(open("config/config.yaml")), yaml.safe_load(overlay.read_text())
+    snakemakes = copy.deepcopy(base)
+    update_config(snakemakes, top)
+    assert merge(base, top) == snakemakes
+    assert resolve_config(["config/config.yaml", overlay]) == complete_config(snakemakes)
+    merged = resolve_config(["config/config.yaml", overlay])
+    assert merged["train"]["epochs"] == 2 and merged["train"]["lr"] == 0.002
+    assert merged["attacks"]["fgsm_linf"]["eps"] == [0.3] and "bim_linf" in merged["attacks"]
+    custom = copy.deepcopy(base)  # a whole config of one's own, without AutoAttack and Square
+    custom["adaptive_attacks"] = {k: v for k, v in custom["adaptive_attacks"].items()
+                                  if not k.startswith(("autoattack", "square"))}
+    alone = tmp_path / "alone.yaml"
+    alone.write_text(yaml.safe_dump(custom))
+    assert not any(k.startswith("autoattack") for k in resolve_config([alone])["adaptive_attacks"])
+
+
+def test_a_results_folder_holding_other_models_is_refused(tmp_path):
+    import json
+
+    from abcl.config import experiment_plan, refuse_other_training, resolve_config
+    plan = experiment_plan(resolve_config(["config/config.yaml"]))
+    run = plan.runs[0]
+    record = tmp_path / "models" / run.path / "train.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"config_hash": run.train.hash, "config": run.train.to_dict()}))
+    refuse_other_training(plan, tmp_path)  # the same models: fine
+    other = experiment_plan(resolve_config(["config/config.yaml"], {"train": {"epochs": "1"}}))
+    with pytest.raises(ConfigError, match=r"holds HT-SCE seed 0 trained with other settings \(epochs 8 -> 1\); "
+                                          r"give this config a results folder of its own"):
+        refuse_other_training(other, tmp_path)
+    device_only = experiment_plan(resolve_config(["config/config.yaml"], {"train": {"device": "cpu", "threads": "2"}}))
+    refuse_other_training(device_only, tmp_path)  # how a job runs is not what it trains

@@ -166,6 +166,14 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     assert float(rows["SCE"][2]) > 50, "one epoch of real training must beat chance by far"
     again = snakemake("--cores", "2", "--configfile", ".test/config/config.yaml", cwd=workdir)
     assert "Nothing to be done" in again.stdout + again.stderr
+    # where a job runs is not what it computes: nothing reruns; other training settings in the
+    # same folder are refused with one line, before any job
+    moved = snakemake("-n", "--configfile", ".test/config/config.yaml", "--config", "train={device: cpu}", cwd=workdir)
+    assert "Nothing to be done" in moved.stdout + moved.stderr
+    longer = snakemake("-n", "--configfile", ".test/config/config.yaml", "--config", "train={epochs: 2}",
+                       cwd=workdir, check=False)
+    assert longer.returncode != 0
+    assert "results/mnist5k-test holds" in longer.stdout + longer.stderr and "epochs 1 -> 2" in longer.stdout + longer.stderr
     for name in ("claims.md", "masking.csv", "separability.csv", "table.csv", "leaderboard.csv", "adversarial.csv"):
         assert (results / name).stat().st_size > 100, name
     claims = (results / "claims.md").read_text()
@@ -205,6 +213,20 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
 
     report = snakemake("--report", "report.html", "--configfile", ".test/config/config.yaml", cwd=workdir)
     assert (workdir / "report.html").stat().st_size > 100_000, report.stdout[-2000:]
+
+
+def test_a_config_file_alone_is_the_whole_config(workdir):
+    """--configfile FILE is not merged onto config/config.yaml: what FILE leaves out, it leaves out."""
+    import yaml
+    custom = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    custom["adaptive_attacks"] = {k: v for k, v in custom["adaptive_attacks"].items() if not k.startswith("autoattack")}
+    custom["tag"] = "custom"
+    (workdir / "custom.yaml").write_text(yaml.safe_dump(custom))
+    planned = snakemake("-n", "-p", "--configfile", "custom.yaml", cwd=workdir).stdout
+    assert "results/mnist5k-custom/" in planned and "apgd_ce_linf" in planned and "autoattack" not in planned
+    overlay = snakemake("-n", "-p", "--configfile", "config/config.yaml", "custom.yaml",
+                        "--config", "seeds=[0,1]", "tag=null", cwd=workdir).stdout
+    assert "results/mnist5k/" in overlay and "seed~1/" in overlay and "seed~2/" not in overlay
 
 
 def test_cpu_full_takes_fashion_mnist_with_one_override(workdir):
