@@ -255,9 +255,9 @@ def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.report import claims_report, data_note, load_corrects
     from abcl.tables import read_csvs, read_named_csvs
     record = read_json(args.dataset_record)
+    masking = read_csv(args.masking, MASKING_COLUMNS, "a masking CSV (masking.csv)") if args.masking else None
     text = claims_report(read_named_csvs(args.fig1), read_csvs(args.fig2), read_named_csvs(args.table),
-                         read_csv(args.separability, SCORE_COLUMNS, "a separability CSV"),
-                         read_csv(args.masking, MASKING_COLUMNS, "a masking CSV (masking.csv)") if args.masking else None,
+                         read_csv(args.separability, SCORE_COLUMNS, "a separability CSV"), masking,
                          load_corrects(args.correct), data_note(record["dataset"], record["n_train"]),
                          read_named_csvs(args.adversarial) if args.adversarial else None, args.adversarial_note,
                          knn_correct=_knn_correct(args.embeddings or []), alpha=args.alpha,
@@ -331,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.get_default(_CONFIG_KEYS)[action.dest] = key
 
     def planned(p: argparse.ArgumentParser, what: str) -> None:
-        p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order: with --run, take the model's " + what + " from its "
-                       "plan; options left out take the config's values")
+        p.add_argument("--config", nargs="+", metavar="FILE",
+                       help=f"workflow config file(s), merged in order: with --run, take the model's {what} from its "
+                            "plan; options left out take the config's values")
         p.add_argument("--run", metavar="NAME", help="a model of the config's plan, e.g. ABCL (abcl plan lists them)")
         p.add_argument("--seed", type=int, help="with --run: the seed (default: the first)")
 

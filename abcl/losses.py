@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ABCLoss", "HypersphereABCLoss", "hypersphere_transform", "CosFaceLoss", "CosSCELoss", "SoftmaxCELoss", "LogitsHead", "BASES",
+__all__ = ["ABCLoss", "HypersphereABCLoss", "hypersphere_transform", "CosFaceLoss", "CosSCELoss", "SoftmaxCELoss",
+           "LogitsHead", "BASES",
            "cosine_matrix", "cosface_logits", "intra_class_term", "inter_class_term"]
 
 BASES = ("sce", "cos_sce", "cosface")
