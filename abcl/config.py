@@ -230,7 +230,13 @@ def resolve_config(files: list[str | Path], overrides: dict[str, Any] | None = N
     raw: dict[str, Any] = {}
     for path in files:
         raw = merge(raw, _read_yaml(path))
-    return complete_config(merge(raw, overrides or {}))
+    try:
+        return complete_config(merge(raw, overrides or {}))
+    except ConfigError as err:
+        if "'(top level)'" in str(err) and "required property" in str(err):
+            raise ConfigError(f"{err}; an overlay goes after a whole config, e.g. config/config.yaml "
+                              f"{Path(files[-1]).name}") from None
+        raise
 
 
 def complete_config(raw: dict[str, Any]) -> dict[str, Any]:
