@@ -11,8 +11,8 @@ grows chaotically over epochs). The portable mode pins every choice that depends
   ATen's im2col + MKL GEMM instead.
 
 Thread counts are not pinned here: a reduction splits by thread count, so the count (``--threads``)
-is part of what reproduces. On a GPU neither mode changes anything; there the promise is the same
-results on the same machine (see docs/reproducibility.md).
+is part of what reproduces. On a GPU neither mode changes anything, and nothing is promised bit
+for bit there (docs/reproducibility.md).
 
 :func:`select` must run before torch computes anything: ATen reads its capability on the first
 operator call, MKL its branch on its first call. The CLI calls it before it imports the rest.
@@ -57,7 +57,9 @@ def select(mode: str) -> None:
                         "set ATEN_CPU_CAPABILITY=default before starting Python, or use kernels: fast")
 
 
+@functools.cache
 def _libtorch() -> ctypes.CDLL | None:
+    """libtorch_cpu, loaded once: it carries MKL's reproducibility calls (every eval row asks)."""
     import torch
 
     path = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"

@@ -52,7 +52,7 @@ def _fingerprint(small_data, tmp_path, mode: str, caps: dict[str, str]) -> dict[
     train = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512.0, k2=64.0, epochs=1).to_json()
     env = {k: v for k, v in os.environ.items() if k not in kernels.PORTABLE_ENV}  # as a fresh shell has it
     subprocess.run([sys.executable, "-c", DRIVER, str(small_data), str(out), mode, train],
-                   env={**env, **caps}, check=True, capture_output=True, timeout=600)
+                   env={**env, **caps}, check=True, capture_output=True)
     features = np.load(out / "features.npz")
     record = json.loads((out / "train.json").read_text())
     return {"model": hashlib.sha256((out / "model.pt").read_bytes()).hexdigest()[:16],
