@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from abcl import ABCLError, __version__
+from abcl.kernels import MODES
 
 # what each kind of input CSV must hold (a wrong file gets one line naming it)
 TSNE_COLUMNS = ("set", "label", "tsne_x", "tsne_y", "knn_correct")
@@ -314,6 +315,28 @@ def cmd_resources(args: argparse.Namespace, config: dict | None) -> None:
         print(f"{name}: " + ", ".join(f"{rule} {r['runtime']} min {r['mem_mb']} MB" for rule, r in rules.items()))
 
 
+def cmd_fingerprint(args: argparse.Namespace, config: dict | None) -> None:
+    from abcl import kernels
+    from abcl.fingerprint import first_difference, fingerprint, parse, render
+    from abcl.records import atomic_path
+    reference = parse(Path(args.compare).read_text()) if args.compare else None  # a wrong path fails at once
+    machine = kernels.provenance()
+    header = (f"# {machine['cpu']} ({machine['cpu_vendor']}, widest ISA {machine['cpu_isa']}); kernels "
+              f"{machine['kernels']}: ATen {machine['aten_capability']}, MKL {machine['mkl_branch']}, oneDNN "
+              f"{'on, max ISA ' + machine['onednn_max_isa'] if machine['onednn'] else 'off'}; 1 thread\n")
+    lines = fingerprint()
+    text = header + render(lines)
+    if args.out:
+        with atomic_path(args.out) as part:
+            part.write_text(text)
+    print(text, end="")
+    if reference is not None:
+        difference = first_difference(lines, reference)
+        if difference:
+            raise ABCLError(f"this machine parts from {args.compare}: {difference}")
+        print(f"# all {len(lines)} computations agree with {args.compare}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="abcl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -340,8 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     def compute(p: argparse.ArgumentParser) -> None:
         setting(p, "--device", "train.device", "where to compute", choices=["auto", "cpu", "cuda"])
         setting(p, "--threads", "train.threads", "CPU threads", type=int)
-        setting(p, "--kernels", "train.kernels", "CPU kernels: portable (the same bits on every x86-64 CPU) or "
-                "fast", choices=["portable", "fast"])
+        setting(p, "--kernels", "train.kernels", "CPU kernels: portable (the same bits on Intel and AMD CPUs: "
+                "portable-avx2 where the CPU has AVX2, else portable-baseline) or fast", choices=list(MODES))
 
     def overlays(p: argparse.ArgumentParser) -> None:
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -404,6 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
+
+    p = command("fingerprint", cmd_fingerprint, "op-by-op hashes of a training and the attacks, to compare CPUs",
+                "Hashes, op by op, what a training step, each head and each attack family compute on this CPU "
+                "from exact inputs (1 thread), under --kernels; --compare names the first line where this "
+                "machine parts from a reference file (tests/reference/fingerprint-<mode>.txt).")
+    setting(p, "--kernels", "train.kernels", "CPU kernels", choices=list(MODES))
+    p.add_argument("--out", help="write the fingerprint here too")
+    p.add_argument("--compare", metavar="FILE", help="a fingerprint to compare with (exit 2 at the first difference)")
 
     p = command("tsne", cmd_tsne, "t-SNE of one model's features, plus separability scores")
     p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")

@@ -1,21 +1,34 @@
-"""CPU kernels: portable (the same bits on every x86-64 CPU) or fast (whatever this CPU does best).
+"""CPU kernels: portable (the same bits on Intel and AMD CPUs) or fast (whatever this CPU does best).
 
-PyTorch picks its CPU kernels by instruction set, and each library it calls blocks its loops by the
-CPU's caches, so the same seed trains different weights on different CPUs (and the difference
-grows chaotically over epochs). The portable mode pins every choice that depends on the CPU:
+PyTorch picks its CPU kernels by instruction set, and the libraries under it pick code paths by
+CPU, so the same seed trains different weights on different CPUs (and the difference grows
+chaotically over epochs). ``portable`` pins every choice that depends on the CPU, in the widest
+of three tiers that the CPU runs (:func:`portable_tier`); each tier gives its own bits, the same
+on every CPU that runs it:
 
-- ATen's baseline kernels (``ATEN_CPU_CAPABILITY=default``), not its AVX2/AVX-512 builds;
-- MKL's SSE2 code branch without approximate reciprocals (``MKL_CBWR=COMPATIBLE``: the only
-  reproducibility branch MKL keeps on non-Intel CPUs);
-- oneDNN and NNPACK off: both size their blocking from the cache sizes, so convolutions go to
-  ATen's im2col + MKL GEMM instead.
+- ``portable-avx512`` (AVX-512 F/BW/VL/DQ: Intel Xeon since Skylake-SP, 2017; AMD since Zen 4,
+  2022): ATen's AVX-512 kernels, oneDNN's convolutions capped to AVX512_CORE.
+- ``portable-avx2`` (AVX2 and FMA, no AVX-512: Intel since Haswell, 2013; AMD Zen 1-3): ATen's
+  AVX2 kernels, oneDNN capped to AVX2.
+- ``portable-baseline`` (every other CPU): ATen's baseline kernels, oneDNN off (convolutions
+  through ATen's im2col and MKL's GEMM); about 3x slower.
+
+Every tier runs MKL's COMPATIBLE branch for GEMM (``MKL_CBWR=COMPATIBLE``: its other branches
+take other paths on AMD than on Intel), NNPACK off, and ``aten::sqrt`` on the CPU computes the
+IEEE 754 correctly rounded square root (:func:`_pin_sqrt`): ATen sends float32 square roots to
+MKL's vector math, whose COMPATIBLE branch gave other bits on an AMD EPYC than on an Intel Xeon
+(benchmarks/measured/kernel-fingerprints-2026-12-05.md). A correctly rounded result is one number,
+whatever computes it. The other vector-math functions the pipeline calls (exp, log, tanh,
+logsumexp) agreed between those two machines, and so did every convolution, pooling, softmax,
+dropout and random-number kernel at the same instruction set.
 
 Thread counts are not pinned here: a reduction splits by thread count, so the count (``--threads``)
 is part of what reproduces. On a GPU neither mode changes anything, and nothing is promised bit
 for bit there (docs/reproducibility.md).
 
 :func:`select` must run before torch computes anything: ATen reads its capability on the first
-operator call, MKL its branch on its first call. The CLI calls it before it imports the rest.
+operator call, MKL its branch on its first call, oneDNN its ISA cap on its first primitive. The CLI
+calls it before it imports the rest.
 """
 
 from __future__ import annotations
@@ -23,38 +36,114 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import platform
 from pathlib import Path
 from typing import Any
 
 from abcl import ABCLError
 
-MODES = ("portable", "fast")
-PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
+# portable: the widest tier this CPU runs
+MODES = ("portable", "portable-avx512", "portable-avx2", "portable-baseline", "fast")
+TIERS = {  # the environment each tier pins, and the CPU flags it needs
+    "portable-avx512": {"ATEN_CPU_CAPABILITY": "avx512", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
+    "portable-avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "portable-baseline": {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"},
+}
+TIER_FLAGS = {"portable-avx512": {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"},
+              "portable-avx2": {"avx2", "fma"}, "portable-baseline": set()}
+PORTABLE_ENV = sorted({name for env in TIERS.values() for name in env})  # what a portable parent may pass on
+_ATEN = {"portable-avx512": "AVX512", "portable-avx2": "AVX2", "portable-baseline": "DEFAULT"}
+_ONEDNN = {"portable-avx512": True, "portable-avx2": True, "portable-baseline": False}
 _MKL_CBWR_BRANCH, _MKL_CBWR_COMPATIBLE = 1, 3  # mkl_cbwr_get's "what" and the COMPATIBLE branch code
 _MKL_BRANCHES = {0: "unset", 1: "off", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2",
                  9: "AVX", 10: "AVX2", 12: "AVX512", 13: "AVX512_E1"}
+_selected: str | None = None  # the mode select() resolved, for provenance
 
 
-def select(mode: str) -> None:
-    """Use the ``portable`` or the ``fast`` kernels in this process, from now on."""
+def runs(tier: str) -> bool:
+    """Whether this CPU has the instruction sets of ``tier``."""
+    x86 = platform.machine() in ("x86_64", "AMD64")
+    return tier == "portable-baseline" or (x86 and TIER_FLAGS[tier] <= cpu_flags())
+
+
+def portable_tier() -> str:
+    """The widest portable tier this CPU runs."""
+    return next(tier for tier in TIERS if runs(tier))
+
+
+def resolve(mode: str) -> str:
+    """The concrete mode ``mode`` runs here (``portable`` becomes this CPU's tier)."""
     if mode not in MODES:
         raise ABCLError(f"unknown kernels {mode!r}: use one of {', '.join(MODES)}")
-    portable = mode == "portable"
-    for name, value in PORTABLE_ENV.items():
-        if portable:
-            os.environ[name] = value
-        elif os.environ.get(name) == value:  # inherited from a portable parent, not asked for
-            del os.environ[name]
+    if mode == "portable":
+        return portable_tier()
+    if mode in TIERS and not runs(mode):
+        raise ABCLError(f"kernels {mode} need a CPU with {', '.join(sorted(TIER_FLAGS[mode] - cpu_flags()))}, "
+                        f"which this one lacks: use kernels: portable (here: {portable_tier()})")
+    return mode
+
+
+def select(mode: str) -> str:
+    """Use the ``mode`` kernels in this process, from now on; returns the concrete mode."""
+    global _selected
+    concrete = resolve(mode)
+    env = TIERS.get(concrete, {})
+    for name in PORTABLE_ENV:
+        if name in env:
+            os.environ[name] = env[name]
+        elif name in os.environ and os.environ[name] in {tier.get(name) for tier in TIERS.values()}:
+            del os.environ[name]  # inherited from a portable parent, not asked for
     import torch
 
-    torch.backends.mkldnn.enabled = not portable
-    torch.backends.nnpack.set_flags(not portable)
-    if not portable:
-        return
+    torch.backends.mkldnn.enabled = _ONEDNN.get(concrete, True)
+    torch.backends.nnpack.set_flags(concrete == "fast")
+    _selected = concrete
+    if concrete == "fast":
+        return concrete
     _mkl_set_compatible()
-    if torch.backends.cpu.get_cpu_capability() != "DEFAULT":
-        raise ABCLError("portable kernels must be chosen before torch runs its first operator; "
-                        "set ATEN_CPU_CAPABILITY=default before starting Python, or use kernels: fast")
+    if torch.backends.cpu.get_cpu_capability() != _ATEN[concrete]:
+        raise ABCLError(f"{concrete} kernels must be chosen before torch runs its first operator; set "
+                        f"ATEN_CPU_CAPABILITY={env['ATEN_CPU_CAPABILITY']} before starting Python, or use kernels: fast")
+    _pin_sqrt()
+    return concrete
+
+
+@functools.cache
+def _pin_sqrt() -> None:
+    """``aten::sqrt`` (and its in-place and out= forms) on the CPU through numpy's ``sqrt``: the
+    hardware's correctly rounded square root (IEEE 754 requires it), instead of MKL's vector math.
+    Below autograd: the backward pass is untouched (it divides by the saved result)."""
+    import warnings
+
+    import numpy as np
+    import torch
+
+    def rounded(x: torch.Tensor) -> torch.Tensor:
+        x = x.detach()
+        dtype = x.dtype if x.is_floating_point() or x.is_complex() else torch.get_default_dtype()
+        # bfloat16/float16 from the float32 root: double rounding of a square root from 24 to 8 or
+        # 11 bits is exact (24 >= 2p + 2), so the result is still the correctly rounded one
+        wide = x.to(torch.float32) if dtype in (torch.bfloat16, torch.float16) else x.to(dtype)
+        return torch.from_numpy(np.sqrt(wide.contiguous().numpy())).to(dtype)
+
+    def sqrt(x):
+        return rounded(x)
+
+    def sqrt_(x):
+        return x.copy_(rounded(x))
+
+    def sqrt_out(x, *, out):
+        result = rounded(x)
+        out.resize_(result.shape)
+        return out.copy_(result)
+
+    library = torch.library.Library("aten", "IMPL")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "overriding a previously registered kernel": that is the point
+        library.impl("sqrt", sqrt, "CPU")
+        library.impl("sqrt_", sqrt_, "CPU")
+        library.impl("sqrt.out", sqrt_out, "CPU")
+    _pin_sqrt.library = library  # the registration lives as long as the Library object
 
 
 @functools.cache
@@ -90,32 +179,40 @@ def _mkl_set_compatible() -> None:
                         "starting Python, or use kernels: fast")
 
 
-@functools.lru_cache(maxsize=1)
-def cpu() -> dict[str, str]:
-    """This machine's CPU: model name, vendor and widest vector instruction set."""
-    info = {}
+@functools.cache
+def _cpuinfo() -> dict[str, str]:
+    info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
             info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    flags = set(info.get("flags", "").split())
+    return info
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's instruction-set flags as Linux lists them (empty elsewhere)."""
+    return set(_cpuinfo().get("flags", "").split())
+
+
+@functools.lru_cache(maxsize=1)
+def cpu() -> dict[str, str]:
+    """This machine's CPU: model name, vendor and widest vector instruction set."""
+    info, flags = _cpuinfo(), cpu_flags()
     isa = next((name for flag, name in (("avx512f", "avx512"), ("avx2", "avx2"), ("avx", "avx"),
                                         ("sse4_2", "sse4.2")) if flag in flags), "baseline")
-    import platform
-
     return {"cpu": info.get("model name") or platform.processor() or platform.machine(),
             "cpu_vendor": info.get("vendor_id", "unknown"), "cpu_isa": isa}
 
 
 def provenance() -> dict[str, Any]:
-    """What decided this process's CPU numbers: kernel mode, ATen capability, MKL branch, oneDNN,
-    NNPACK, threads, and the CPU. Recorded beside every result."""
+    """What decided this process's CPU numbers: kernel mode, ATen capability, MKL branch, oneDNN
+    and its ISA cap, NNPACK, threads, and the CPU. Recorded beside every result."""
     import torch
 
-    portable = not torch.backends.mkldnn.enabled and torch.backends.cpu.get_cpu_capability() == "DEFAULT"
-    return {"kernels": "portable" if portable else "fast",
+    return {"kernels": _selected or "fast",  # nothing pinned: torch's own choice
             "aten_capability": torch.backends.cpu.get_cpu_capability(), "mkl_branch": _mkl_branch(),
-            "onednn": bool(torch.backends.mkldnn.enabled), "nnpack": bool(torch._C._get_nnpack_enabled()),
-            "threads": torch.get_num_threads(), **cpu()}
+            "onednn": bool(torch.backends.mkldnn.enabled),
+            "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "native"),
+            "nnpack": bool(torch._C._get_nnpack_enabled()), "threads": torch.get_num_threads(), **cpu()}

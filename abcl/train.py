@@ -39,12 +39,13 @@ def seed_everything(seed: int) -> None:
 
 
 def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    # on CUDA one fused kernel updates every parameter, instead of a dozen multi-tensor launches
-    fused = next(model.parameters()).is_cuda
+    # One fused kernel updates every parameter, instead of a dozen elementwise passes (CUDA: a dozen
+    # launches; CPU: 2.5 of a 48 ms step). On the CPU its square root is the vector unit's, correctly
+    # rounded, not MKL's vector math (which differs between Intel and AMD: abcl.kernels).
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
-                               weight_decay=cfg.weight_decay, fused=fused)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+                               weight_decay=cfg.weight_decay, fused=True)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
 
 
 def _scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int):

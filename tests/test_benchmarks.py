@@ -33,8 +33,8 @@ def results_of(out: Path, script: str) -> dict:
 
 
 def test_every_script_is_checked_here():
-    assert SCRIPTS == ["bench.py", "calibration.py", "fetch_wheels.sh", "gpu_check.sh", "gpu_profile.py",
-                       "gpu_smoke.py", "lr_scaling.py", "pipeline_times.py"]  # calibration.py: test_calibration
+    assert SCRIPTS == ["bench.py", "calibration.py", "compare_fingerprints.py", "fetch_wheels.sh", "gpu_check.sh",
+                       "gpu_profile.py", "gpu_smoke.py", "kernel_modes.py", "lr_scaling.py", "pipeline_times.py"]  # calibration.py: test_calibration
 
 
 # Each (script, *args) runs as __main__, all in one interpreter (torch is imported once); what
@@ -132,3 +132,24 @@ def test_pipeline_times_sums_the_rules_benchmark_files(tmp_path):
     run_script("benchmarks/pipeline_times.py", str(results), "--out", str(out))
     stages = {row["stage"]: row for row in results_of(out, "pipeline_times.py")["stages"]}
     assert stages["train"]["jobs"] == 2 and stages["train"]["total_s"] == 5.0 and stages["fig1"]["total_s"] == 1.5
+
+
+def test_kernel_modes_times_each_mode_in_its_own_process(tmp_path):
+    out = tmp_path / "modes.json"
+    printed = run_script("benchmarks/kernel_modes.py", "--rounds", "1", "--epochs", "2", "--n-train", "256",
+                         "--n-test", "20", "--modes", "fast", "portable", "--out", str(out)).stdout
+    results = json.loads(out.read_text())
+    ran = {run["mode"]: run["provenance"]["kernels"] for run in results["runs"]}
+    assert ran["fast"] == "fast" and ran["portable"].startswith("portable-")
+    assert results["summary"]["fast"]["epoch_x_fast"] == 1.0
+    portable = results["summary"]["portable"]
+    assert portable["evaluation_x_fast"] == pytest.approx(portable["evaluation_s"] / results["summary"]["fast"]["evaluation_s"])
+    assert "portable" in printed.splitlines()[-1]
+
+
+def test_fingerprint_comparison_names_the_computations_that_differ(tmp_path):
+    mine, theirs = tmp_path / "mine.txt", tmp_path / "theirs.txt"
+    mine.write_text("# header\nmm 128x1568 @ 1568x256       4055be276b78\nsqrt   86c3d01e63ec\nonly mine  000000000000\n")
+    theirs.write_text("mm 128x1568 @ 1568x256 4055be276b78\nsqrt ffc81ab1c9af\n")
+    printed = run_script("benchmarks/compare_fingerprints.py", str(mine), str(theirs)).stdout
+    assert printed.strip() == "2 computations in both; 1 agree, 1 differ: sqrt"

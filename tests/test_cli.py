@@ -55,6 +55,7 @@ MISTAKES = {  # command: (arguments, what its one line must say)
                   "--attacks", '{{"fgsm_linf": {{"eps": [0.1]}}}}'], "missing.csv: model not found"),
     "features": (["--model", "{missing}", "--data", "{missing}", "--out", "{out}/f.npz",
                   "--attacks", '{{"fgsm_linf": {{"eps": [0.1]}}}}'], "missing.csv: model not found"),
+    "fingerprint": (["--compare", "{missing}"], "missing.csv: No such file or directory"),
     "tsne": (["--features", "{missing}", "--out", "{out}/t.csv", "--scores", "{out}/s.csv"],
              "missing.csv: file not found"),
     "fig1": (["--out", "{out}/f1.png", "{cos_sce}"], "Fig. 1 needs evaluations of HT-SCE models"),

@@ -1,11 +1,14 @@
 """Portable kernels: one short training and an attack give the same bits whatever instruction
-sets this CPU's libraries are capped to; the fast kernels change with the caps (the caps bite)."""
+sets this CPU's libraries are capped to, and with MKL told that the CPU is not an Intel one; the
+fast kernels change with the caps (the caps bite). Across machines: tests/test_fingerprint.py."""
 
 import hashlib
 import json
 import os
 import subprocess
 import sys
+
+import shutil
 
 import numpy as np
 import pytest
@@ -26,17 +29,35 @@ assert main(["features", "--model", out + "/model.pt", "--n-per-set", "64", "--o
              "--attacks", '{"bim_linf": {"eps": [0.2], "steps": 5, "alpha_factor": 2.5}}', *common]) == 0
 """
 
-# Caps that change what this CPU's libraries run, each as another CPU would: oneDNN at AVX2 or
-# SSE4.1, ATen's AVX2 kernels, MKL's Intel code path capped to SSE4.2 (ignored on AMD), glibc's
-# libm without its AVX2/FMA variants.
+# Caps that change what this CPU's libraries run, each as another CPU would: oneDNN at AVX2,
+# SSE4.1 or AMX, ATen's AVX2 kernels, MKL's Intel code path capped to SSE4.2 (ignored on AMD),
+# MKL's AVX-512 branch asked for, glibc's libm without its AVX2/FMA variants. The portable mode
+# overrides the ones it pins; the others must not matter.
 CAPS = {
     "native": {},
     "onednn-avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
     "onednn-sse41": {"ONEDNN_MAX_CPU_ISA": "SSE41"},
+    "onednn-amx": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"},
     "aten-avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
     "mkl-sse42": {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
+    "mkl-avx512-branch": {"MKL_CBWR": "AVX512"},
     "glibc-no-avx2": {"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA,-AVX512F"},
 }
+
+# MKL picks its code paths by asking whether the CPU is an Intel one; this library, preloaded,
+# answers no, as on an AMD CPU (on an AMD EPYC the opposite shim changed nothing in portable mode).
+NOT_INTEL_SHIM = "int mkl_serv_intel_cpu_true(void) { return 0; }\nint mkl_serv_intel_cpu(void) { return 0; }\n"
+
+
+@pytest.fixture(scope="module")
+def not_intel_shim(tmp_path_factory):
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler to build the MKL vendor shim")
+    folder = tmp_path_factory.mktemp("shim")
+    (folder / "shim.c").write_text(NOT_INTEL_SHIM)
+    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(folder / "shim.so"), str(folder / "shim.c")], check=True)
+    return {"LD_PRELOAD": str(folder / "shim.so")}
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +81,11 @@ def _fingerprint(small_data, tmp_path, mode: str, caps: dict[str, str]) -> dict[
             "kernels": record["kernels"]["kernels"], "aten": record["kernels"]["aten_capability"]}
 
 
-def test_portable_kernels_give_the_same_bits_under_every_cap(small_data, tmp_path):
-    prints = {name: _fingerprint(small_data, tmp_path, "portable", caps) for name, caps in CAPS.items()}
-    assert {p["kernels"] for p in prints.values()} == {"portable"}
-    assert {p["aten"] for p in prints.values()} == {"DEFAULT"}  # a capability asked for is overridden
+def test_portable_kernels_give_the_same_bits_under_every_cap(small_data, tmp_path, not_intel_shim):
+    prints = {name: _fingerprint(small_data, tmp_path, "portable", caps)
+              for name, caps in {**CAPS, "mkl-not-intel": not_intel_shim}.items()}
+    assert {p["kernels"] for p in prints.values()} == {kernels.portable_tier()}
+    assert len({p["aten"] for p in prints.values()}) == 1  # a capability asked for is overridden
     assert len({(p["model"], p["features"]) for p in prints.values()}) == 1, prints
 
 
@@ -83,9 +105,37 @@ def test_unknown_kernels_are_refused():
         kernels.select("turbo")
 
 
+def test_a_tier_this_cpu_cannot_run_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr(kernels, "cpu_flags", lambda: {"sse4_2", "avx2", "fma"})
+    assert kernels.portable_tier() == "portable-avx2"
+    with pytest.raises(kernels.ABCLError, match="portable-avx512 need a CPU with avx512bw, avx512dq, avx512f, "
+                                                "avx512vl, which this one lacks: use kernels: portable "
+                                                r"\(here: portable-avx2\)"):
+        kernels.resolve("portable-avx512")
+    monkeypatch.setattr(kernels, "cpu_flags", lambda: {"sse4_2", "avx"})
+    assert kernels.resolve("portable") == "portable-baseline"
+
+
+def test_pinned_square_root_is_the_correctly_rounded_one():
+    """Every float32 square root, in each form ATen offers, equals the float64 root rounded to
+    float32 (exact for square roots: 53 >= 2 * 24 + 2), including where MKL's vector math was off."""
+    import torch
+
+    values = torch.rand(70007, dtype=torch.float64).mul(1e4).float()
+    exact = values.double().sqrt().float()
+    out = torch.empty_like(values)
+    torch.sqrt(values, out=out)
+    assert torch.equal(values.sqrt(), exact) and torch.equal(values.clone().sqrt_(), exact) and torch.equal(out, exact)
+    assert torch.equal(values.view(7, -1).t().sqrt(), exact.view(7, -1).t())  # strided input
+    grad = values[:9].clone().requires_grad_(True)
+    grad.sqrt().sum().backward()  # autograd is untouched: d sqrt(x) = 1 / (2 sqrt(x))
+    assert torch.allclose(grad.grad, 0.5 / exact[:9])
+    assert values.to(torch.bfloat16).sqrt().dtype == torch.bfloat16
+
+
 def test_provenance_names_the_cpu_and_the_kernels():
     record = kernels.provenance()
-    assert record["kernels"] == "portable"  # conftest selects them, as every workflow job does
+    assert record["kernels"] == kernels.portable_tier()  # conftest selects portable, as every workflow job does
     assert record["mkl_branch"] in ("COMPATIBLE", "absent")
-    assert not record["onednn"] and not record["nnpack"]
+    assert record["onednn"] == (record["kernels"] != "portable-baseline") and not record["nnpack"]
     assert record["cpu"] and record["cpu_isa"] in ("avx512", "avx2", "avx", "sse4.2", "baseline")

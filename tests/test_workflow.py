@@ -272,3 +272,13 @@ def test_catalog_layout_and_module_use_from_another_directory(workdir, tmp_path)
     (project / "Snakefile").write_text(snakefile)
     planned = planned_jobs(snakemake("-n", cwd=project, snakefile=None).stdout)
     assert planned["abcl_train"] == 30 and planned["abcl_claims"] == 1  # 10 models, 3 seeds
+
+
+@pytest.mark.parametrize("cores", ["2", "8"])
+def test_threads_come_from_the_config_whatever_the_cores(workdir, cores):
+    """paper.yaml asks for 4 threads a job: --cores 2 lowers the scheduler's count, never the
+    count a job computes with (a reduction splits by it, so it is part of the result)."""
+    printed = snakemake("results/mnist/figures/fig2.png", "-n", "-p", "--cores", cores, "--configfile",
+                        "config/paper.yaml", cwd=workdir).stdout
+    trainings = [line for line in printed.splitlines() if "abcl train " in line]
+    assert trainings and all("--threads 4 " in line for line in trainings)

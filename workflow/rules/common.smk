@@ -42,7 +42,8 @@ RESULTS = results_dir(config)
 MODEL_DIR = f"{RESULTS}/models/{{run}}"  # {run}: a planned model's Run.path
 # Where a job runs (auto, cpu, cuda) reaches its command as $ABCL_DEVICE, not as a param of the rules (a
 # param change reruns the jobs, and the device is not what they compute). Kernels and threads are
-# params and directives: they change CPU results' bits.
+# params: they change CPU results' bits, so a change reruns the jobs. Each command gets the config's
+# thread count as a param; the `threads:` directive only tells the scheduler, which may lower it.
 os.environ.update(ABCL_DEVICE=config["train"]["device"])
 
 

@@ -32,10 +32,13 @@ rule evaluate:
         ),
         batch_size=config["eval"]["batch_size"],
         kernels=config["train"]["kernels"],
+        # the count the config asks for, not the scheduler's {threads}, which --cores may lower:
+        # a reduction splits by thread count, so a change must rerun the job
+        threads=config["train"]["threads"],
     message:
         "evaluate {params.name} under every planned attack: {wildcards.run}"
     shell:
         "abcl evaluate --model {input.model} --data {input.data} --attacks '{params.attacks}' "
         "{params.n_test} {params.adaptive_n_test} --batch-size {params.batch_size} --device $ABCL_DEVICE "
-        "--threads {threads} --kernels {params.kernels} --tiny-gradient {params.tiny_gradient} --out {output.csv} "
+        "--threads {params.threads} --kernels {params.kernels} --tiny-gradient {params.tiny_gradient} --out {output.csv} "
         "--gradients {output.gradients} --correct {output.correct} > {log} 2>&1"

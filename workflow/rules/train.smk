@@ -20,6 +20,9 @@ rule train:
         name=lambda wildcards: planned_run(wildcards).name,
         train=lambda wildcards: planned_run(wildcards).train.to_json(),
         kernels=config["train"]["kernels"],
+        # the count the config asks for, not the scheduler's {threads}, which --cores may lower:
+        # a reduction splits by thread count, so a change must rerun the job
+        threads=config["train"]["threads"],
         cuda_graphs=(
             "--cuda-graphs" if config["train"]["cuda_graphs"] else "--no-cuda-graphs"
         ),
@@ -27,6 +30,6 @@ rule train:
         "train {params.name}: {wildcards.run}"
     shell:
         "abcl train --train-config '{params.train}' --data {input.data} "
-        "--out-dir $(dirname {output.model}) --device $ABCL_DEVICE --threads {threads} "
+        "--out-dir $(dirname {output.model}) --device $ABCL_DEVICE --threads {params.threads} "
         "--kernels {params.kernels} "
         "{params.cuda_graphs} > {log} 2>&1"
