@@ -79,10 +79,20 @@ def _threads(count: int) -> None:
     torch.set_num_threads(count)
 
 
+def _target(run, config: dict) -> str:
+    """Which snakemake target trains ``run``: the default one (``all``), or ``adversarial``."""
+    alone = set(run.outputs) == {"adversarial"} and not config["adversarial"]["in_default_run"]
+    return "adversarial" if alone else "all"
+
+
 def cmd_validate_config(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.config import experiment_plan, results_dir
-    print(f"{' + '.join(args.config)}: valid; {len(experiment_plan(config).runs)} models, results in "
-          f"{results_dir(config)}/")
+    runs = experiment_plan(config).runs
+    by_target = [_target(run, config) for run in runs]
+    split = f"{by_target.count('all')} trained by `snakemake`, the default target"
+    if "adversarial" in by_target:
+        split += f", {by_target.count('adversarial')} more by `snakemake adversarial`"
+    print(f"{' + '.join(args.config)}: valid; {len(runs)} models: {split}; results in {results_dir(config)}/")
 
 
 def cmd_plan(args: argparse.Namespace, config: dict | None) -> None:
@@ -90,7 +100,7 @@ def cmd_plan(args: argparse.Namespace, config: dict | None) -> None:
 
     from abcl.config import experiment_plan
     runs = experiment_plan(config).runs
-    print(pd.DataFrame([{"name": r.name, "seed": r.seed, "outputs": ",".join(r.outputs),
+    print(pd.DataFrame([{"name": r.name, "seed": r.seed, "target": _target(r, config), "outputs": ",".join(r.outputs),
                          "attacks": len(r.attacks), "path": r.path} for r in runs]).to_string(index=False))
 
 
@@ -297,7 +307,16 @@ def cmd_leaderboard(args: argparse.Namespace, config: dict | None) -> None:
     print(leaderboard_markdown(table))
 
 
+def _finished_runs(folders: list[str]) -> list[str]:
+    """The results folders given; none (make before any run) is one line, not argparse's usage."""
+    if not folders:
+        raise ABCLError("no finished run to read: results/mnist5k (make run) or results/mnist-cpu-full "
+                        "(make cpu-full) must exist first")
+    return folders
+
+
 def cmd_configurations(args: argparse.Namespace, config: dict | None) -> None:
+    _finished_runs(args.results)
     from abcl.records import atomic_path
     from abcl.report import configurations_markdown, replace_generated_block
     block = configurations_markdown(args.results)
@@ -309,10 +328,12 @@ def cmd_configurations(args: argparse.Namespace, config: dict | None) -> None:
 
 
 def cmd_resources(args: argparse.Namespace, config: dict | None) -> None:
+    _finished_runs(args.results)
     from abcl.cluster import write_table
     table = write_table(args.results, args.out)
     for name, rules in table["measured"].items():
-        print(f"{name}: " + ", ".join(f"{rule} {r['runtime']} min {r['mem_mb']} MB" for rule, r in rules.items()))
+        print(f"{name}: " + ", ".join(f"{rule} {r['runtime']} min {r['mem_mb']} MB" for rule, r in rules.items()
+                                      if isinstance(r, dict)) + (f" ({rules['kernels']} kernels)" if "kernels" in rules else ""))
 
 
 def cmd_fingerprint(args: argparse.Namespace, config: dict | None) -> None:
@@ -516,13 +537,13 @@ def build_parser() -> argparse.ArgumentParser:
                 "The claims' verdicts and the compared models' accuracies of several workflow runs side by side "
                 "(Markdown), from each run's claims.md, adversarial.md, table.csv and dataset record; with --readme, "
                 "written into that file's generated block.")
-    p.add_argument("results", nargs="+", help="results/<dataset>[-<tag>] folders of finished runs")
+    p.add_argument("results", nargs="*", help="results/<dataset>[-<tag>] folders of finished runs")
     p.add_argument("--readme", help="replace the generated block of this Markdown file")
 
     p = command("resources", cmd_resources, "per-rule cluster requests (runtime, mem_mb) from measured runs",
                 "Reads every benchmark: file of finished workflow runs and writes each rule's cluster request "
                 "(runtime in minutes, mem_mb) with headroom, keyed by the run's results folder.")
-    p.add_argument("results", nargs="+", help="results/<dataset>[-<tag>] folders of finished runs")
+    p.add_argument("results", nargs="*", help="results/<dataset>[-<tag>] folders of finished runs")
     p.add_argument("--out", default="workflow/resources.yaml")
 
     p = command("leaderboard", cmd_leaderboard, "leaderboard: clean and AutoAttack robust accuracy per model",

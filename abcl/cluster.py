@@ -30,7 +30,9 @@ HEADER = """\
 # `abcl resources` (make resources) from the benchmark: files of finished runs; a rerun updates
 # the folders it measures and keeps the others. `estimated`: written by hand for configs not yet
 # run, each with its basis; a measurement of the same folder takes precedence. A folder in
-# neither takes, rule by rule, the largest request of both.
+# neither takes, rule by rule, the largest request of both. train_adversarial is the train rule's
+# request for adversarially trained models (an attack on every batch). An estimate gives the
+# seconds it expects a job to take (estimated_s) and its basis.
 # Formula: runtime = ceil({rf} * longest s / 60) + {rs}; mem_mb = {mf} * largest max_rss + {ms}, to 256 MB.
 """.format(rf=RUNTIME_FACTOR, rs=RUNTIME_SLACK_MIN, mf=MEM_FACTOR, ms=MEM_SLACK_MB)
 
@@ -39,7 +41,12 @@ _MODEL_BENCHMARKS = {"train.benchmark.tsv": "train", "eval.benchmark.tsv": "eval
                      "features.benchmark.tsv": "features", "tsne.benchmark.tsv": "tsne"}
 
 
+ADVERSARIAL_TRAIN = "train_adversarial"  # an adversarial training's request: an attack on every batch
+
+
 def _rule_of(path: Path) -> str | None:
+    if path.name == "train.benchmark.tsv" and any(part.startswith("at~") for part in path.parts):
+        return ADVERSARIAL_TRAIN
     if path.name in _MODEL_BENCHMARKS:
         return _MODEL_BENCHMARKS[path.name]
     return path.stem if path.parent.name == "benchmarks" and path.suffix == ".tsv" else None
@@ -62,8 +69,21 @@ def request(max_s: float, max_rss_mb: float) -> dict[str, int]:
     return {"runtime": runtime, "mem_mb": mem}
 
 
+def kernels_of(results: str | Path) -> str:
+    """The CPU kernel modes a folder's trainings ran (their times depend on it), e.g. portable-avx512."""
+    import json
+
+    modes = set()
+    for path in Path(results).rglob("train.json"):
+        record = json.loads(path.read_text())
+        on_cpu = record.get("device", "cpu") == "cpu"
+        modes.add(record.get("kernels", {}).get("kernels", "?") if on_cpu else "gpu")
+    return ", ".join(sorted(modes)) or "unknown"
+
+
 def measure(results: str | Path) -> dict[str, dict]:
-    """Per rule: the request, with the measurements it comes from, over every benchmark file."""
+    """Per rule: the request, with the measurements it comes from, over every benchmark file; and
+    ``kernels``, the kernel modes they were measured in."""
     seen: dict[str, list[tuple[float, float]]] = {}
     for path in sorted(Path(results).rglob("*.tsv")):
         rule = _rule_of(path)
@@ -71,7 +91,7 @@ def measure(results: str | Path) -> dict[str, dict]:
             seen.setdefault(rule, []).append(_read_benchmark(path))
     if not seen:
         raise ABCLError(f"{results}: no benchmark files (run the workflow there first)")
-    table = {}
+    table: dict[str, dict] = {"kernels": kernels_of(results)}
     for rule, runs in sorted(seen.items()):
         max_s, max_rss = max(s for s, _ in runs), max(r for _, r in runs)
         table[rule] = {**request(max_s, max_rss), "jobs": len(runs), "longest_s": round(max_s, 1),
@@ -109,6 +129,21 @@ def rule_request(table: dict[str, dict], results_name: str, rule: str) -> dict[s
     if not known:
         return {}
     return {"runtime": max(m["runtime"] for m in known), "mem_mb": max(m["mem_mb"] for m in known)}
+
+
+def training_request(table: dict[str, dict], results_name: str, adversarial: bool) -> dict[str, int]:
+    """A training's request: an adversarial one (an attack on every batch, ~10x the time) has its
+    own, from a measured or estimated ``train_adversarial``; a clean one the ``train`` rule's."""
+    if adversarial:
+        own = rule_request(table, results_name, ADVERSARIAL_TRAIN)
+        if own:
+            return own
+    return rule_request(table, results_name, "train")
+
+
+def seconds_behind(entry: dict) -> float:
+    """The time a request is sized from: a measurement's longest job, or an estimate's seconds."""
+    return float(entry.get("longest_s", entry.get("estimated_s", math.inf)))
 
 
 def show_group_submission_errors() -> None:

@@ -13,6 +13,8 @@ import copy
 import functools
 import json
 import math
+import re
+import sys
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from importlib import resources
@@ -65,8 +67,16 @@ def schema() -> dict[str, Any]:
 
 
 def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """A schema node with its ``$ref`` followed; an ``allOf`` (an attack definition plus the L∞
+    bound) as one node whose properties are all of its parts' (the first part's kept per key)."""
     if "$ref" in node:
-        return schema()["definitions"][node["$ref"].rsplit("/", 1)[-1]]
+        return _resolve(schema()["definitions"][node["$ref"].rsplit("/", 1)[-1]])
+    if "allOf" in node and "properties" not in node:  # the root's allOf holds cross-field rules only
+        parts = [_resolve(part) for part in node["allOf"]]
+        properties: dict[str, Any] = {}
+        for part in reversed(parts):
+            properties.update(part.get("properties", {}))
+        return {**parts[0], "properties": properties}
     return node
 
 
@@ -147,12 +157,36 @@ def _fill_defaults(instance: Any, node: dict[str, Any]) -> None:
             _fill_defaults(instance[key], sub)
 
 
+# (training, test) images of each dataset: what a request for images is checked against
+DATASET_SIZES = {"mnist5k": (4000, 1000), "mnist": (60000, 10000), "fashion-mnist": (60000, 10000)}
+
+
+def _check_sizes(config: dict[str, Any]) -> None:
+    """Image counts a config asks for fit its dataset: no silent cap at the test set's size."""
+    n_train, n_test = DATASET_SIZES[config["dataset"]]
+    asked = [("eval/n_test", config["eval"]["n_test"], n_test, "test"),
+             ("eval/adaptive_n_test", config["eval"]["adaptive_n_test"], n_test, "test"),
+             ("embed/n_per_set", config["embed"]["n_per_set"], min(n_train, n_test), "test")]
+    for where, value, size, split in asked:
+        if value is not None and value > size:
+            raise ConfigError(f"config error at '{where}': {value} images asked for, {config['dataset']} has "
+                              f"{size:,} {split} images")
+
+
+def _check_source(config: dict[str, Any]) -> None:
+    source = config.get("data_source")
+    if source is not None and not Path(source).is_dir():
+        raise ConfigError(f"config error at 'data_source': {source} is not a folder (it should hold the four IDX files)")
+
+
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Check ``config`` against the schema (cross-field rules included); return a copy with
     defaults filled in. Raises ConfigError with one line naming the first offending key."""
     _check(config, "config")
     filled = copy.deepcopy(config)
     _fill_defaults(filled, schema())
+    _check_sizes(filled)
+    _check_source(filled)
     experiment_plan(filled)  # rules between sections: names that clash, a Fig. 3 attack without settings
     return filled
 
@@ -197,11 +231,17 @@ def _fits(value: Any, node: dict[str, Any]) -> bool:
     return jsonschema.Draft202012Validator({"definitions": schema()["definitions"], **node}).is_valid(value)
 
 
+# YAML 1.2's float: PyYAML (YAML 1.1), which Snakemake and abcl read config files with, wants a dot
+# and a signed exponent, so it reads 1e-3 as the string '1e-3'
+_YAML12_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+
+
 def coerce(value: Any, node: dict[str, Any] | None = None) -> Any:
     """``value`` with every string that the schema wants as another type (integer, number,
     boolean, null, list, mapping) read as YAML: command-line values arrive as strings
-    (``--config 'seeds=[0,1,2]'`` gives ``["0", "1", "2"]``). A string stays one where it fits,
-    except ``null`` where the key takes null."""
+    (``--config 'seeds=[0,1,2]'`` gives ``["0", "1", "2"]``), and PyYAML reads ``1e-3`` in a file
+    as a string, which is read here as YAML 1.2 reads it, a number. A string stays one where it
+    fits, except ``null`` where the key takes null."""
     node = _resolve(schema() if node is None else node)
     if isinstance(value, str) and value.lower() in ("null", "none", "~", "") and _fits(None, node):
         return None  # "null" is also a valid tag name, but it means no tag
@@ -210,14 +250,61 @@ def coerce(value: Any, node: dict[str, Any] | None = None) -> Any:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError:
             return value
+        if isinstance(parsed, str) and _YAML12_FLOAT.fullmatch(parsed.strip()) and _fits(float(parsed), node):
+            parsed = float(parsed)
         if not isinstance(parsed, str):
             value = parsed
+    elif isinstance(value, (bool, int, float)) and not _fits(value, node):
+        # Snakemake's --config parser reads tag=123 as a number; abcl's --set keeps "123": both
+        # mean the string where only a string fits
+        text = yaml.safe_dump(value).removesuffix("...\n").strip()
+        if _fits(text, node):
+            value = text
     if isinstance(value, dict):
         properties, extra = node.get("properties", {}), node.get("additionalProperties")
         return {k: coerce(v, properties.get(k, extra if isinstance(extra, dict) else {})) for k, v in value.items()}
     if isinstance(value, list) and isinstance(node.get("items"), dict):
         return [coerce(v, node["items"]) for v in value]
     return value
+
+
+def _leaves(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every leaf key of a mapping, dotted: {"train.epochs": 2, "tag": "mine", ...}."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_file_order(files: list[str | Path]) -> list[str]:
+    """Refuse a whole config given after an overlay whose keys it overrides: Snakemake merges
+    ``--configfile`` files in order, so ``mine.yaml config/config.yaml`` would keep mine.yaml's
+    tag but drop its epochs, silently. A whole config (every required key) after another whole
+    config is allowed, and each key it overrides is said in the one line returned for it."""
+    required = schema().get("required", [])
+    earlier: dict[str, tuple[Any, Path, bool]] = {}  # key -> (value, file, whether that file is whole)
+    notes = []
+    for path in map(Path, files):
+        raw = _read_yaml(path)
+        whole, leaves = all(key in raw for key in required), _leaves(raw)
+        if whole:
+            lost = [(key, value, source, source_whole) for key, (value, source, source_whole) in earlier.items()
+                    if key in leaves and leaves[key] != value]
+            from_overlays = [item for item in lost if not item[3]]
+            if from_overlays:
+                key, value, source, _ = from_overlays[0]
+                more = f" and {len(from_overlays) - 1} more key(s)" if len(from_overlays) > 1 else ""
+                raise ConfigError(f"{path} is a whole config given after {source}: it would override "
+                                  f"{source}'s {key} ({value!r} -> {leaves[key]!r}){more}; give the whole "
+                                  f"config first and overlays after it: --configfile {path} {source}")
+            if lost:
+                notes.append(f"note: {path} overrides {len(lost)} key(s) of the whole config before it "
+                             f"({', '.join(key for key, *_ in lost[:4])}{', ...' if len(lost) > 4 else ''})")
+        earlier.update({key: (value, path, whole) for key, value in leaves.items()})
+    return notes
 
 
 def resolve_config(files: list[str | Path], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -227,6 +314,8 @@ def resolve_config(files: list[str | Path], overrides: dict[str, Any] | None = N
     defaults filled in."""
     if not files:
         raise ConfigError("give at least one config file")
+    for note in check_file_order(files):
+        print(note, file=sys.stderr)
     raw: dict[str, Any] = {}
     for path in files:
         raw = merge(raw, _read_yaml(path))

@@ -1,6 +1,6 @@
 """Op-by-op fingerprint of what a training and an attack compute on this CPU, to compare machines.
 
-Each line names one computation and the first 12 hex digits of the SHA-256 of its float32 result:
+Each line names one computation and the first 12 hex digits of the SHA-256 of its result's bytes:
 the primitives a training step and an attack are made of (matmul, vector math, softmax,
 convolutions forward and backward, max-pool, dropout, random numbers, Adam), each of the project's
 heads after three Adam steps and under BIM, each attack family the evaluations run, and one short
@@ -39,9 +39,10 @@ ATTACKS = [AttackSpec("fgsm", "linf", 0.2), AttackSpec("bim", "linf", 0.2, steps
 
 
 def digest(*tensors: torch.Tensor) -> str:
+    """The first 12 hex digits of the SHA-256 of the tensors' bytes, each in its own dtype."""
     m = hashlib.sha256()
     for t in tensors:
-        m.update(t.detach().contiguous().to(torch.float32).numpy().tobytes())
+        m.update(t.detach().contiguous().numpy().tobytes())
     return m.hexdigest()[:12]
 
 
@@ -115,7 +116,7 @@ def primitives(exact: Exact) -> Iterator[tuple[str, str]]:
         F.cross_entropy(net(x), torch.arange(128) % 10).backward()
         opt.step()
     yield "small net, 5 Adam steps", digest(*net.parameters())
-    yield "float64 mm", digest((c.double() @ d.double()).float())
+    yield "float64 mm", digest(c.double() @ d.double())
     xp = x.clone().requires_grad_(True)
     (F.max_pool2d(xp, 2) * exact(128, 1, 14, 14)).sum().backward()
     yield "max_pool2d bwd", digest(xp.grad)
@@ -193,7 +194,7 @@ def render(lines: list[tuple[str, str]]) -> str:
 
 def parse(text: str) -> list[tuple[str, str]]:
     """The lines of a fingerprint file, header comments (``#``) left out."""
-    return [(line[:-13].rstrip(), line[-12:]) for line in text.splitlines() if line and not line.startswith("#")]
+    return [tuple(line.rsplit(None, 1)) for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def first_difference(mine: list[tuple[str, str]], reference: list[tuple[str, str]]) -> str | None:

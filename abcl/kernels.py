@@ -10,14 +10,17 @@ on every CPU that runs it:
   2022): ATen's AVX-512 kernels, oneDNN's convolutions capped to AVX512_CORE.
 - ``portable-avx2`` (AVX2 and FMA, no AVX-512: Intel since Haswell, 2013; AMD Zen 1-3): ATen's
   AVX2 kernels, oneDNN capped to AVX2.
-- ``portable-baseline`` (every other CPU): ATen's baseline kernels, oneDNN off (convolutions
-  through ATen's im2col and MKL's GEMM); about 3x slower.
+- ``portable-baseline`` (every other x86-64 CPU): ATen's baseline kernels, oneDNN off
+  (convolutions through ATen's im2col and MKL's GEMM); about 5x slower per epoch.
+
+The tier is read from /proc/cpuinfo; where there is none (macOS, Windows) the CPU gets
+``portable-baseline``. Off x86-64 torch has no MKL, so no promise holds across architectures.
 
 Every tier runs MKL's COMPATIBLE branch for GEMM (``MKL_CBWR=COMPATIBLE``: its other branches
 take other paths on AMD than on Intel), NNPACK off, and ``aten::sqrt`` on the CPU computes the
 IEEE 754 correctly rounded square root (:func:`_pin_sqrt`): ATen sends float32 square roots to
 MKL's vector math, whose COMPATIBLE branch gave other bits on an AMD EPYC than on an Intel Xeon
-(benchmarks/measured/kernel-fingerprints-2026-12-05.md). A correctly rounded result is one number,
+(benchmarks/measured/fingerprints-2026-12-05.md). A correctly rounded result is one number,
 whatever computes it. The other vector-math functions the pipeline calls (exp, log, tanh,
 logsumexp) agreed between those two machines, and so did every convolution, pooling, softmax,
 dropout and random-number kernel at the same instruction set.
@@ -58,6 +61,7 @@ _MKL_CBWR_BRANCH, _MKL_CBWR_COMPATIBLE = 1, 3  # mkl_cbwr_get's "what" and the C
 _MKL_BRANCHES = {0: "unset", 1: "off", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2",
                  9: "AVX", 10: "AVX2", 12: "AVX512", 13: "AVX512_E1"}
 _selected: str | None = None  # the mode select() resolved, for provenance
+_SET_BY_US = "ABCL_KERNELS_SET"  # the variables a portable parent set, so that a child may unset exactly those
 
 
 def runs(tier: str) -> bool:
@@ -88,11 +92,12 @@ def select(mode: str) -> str:
     global _selected
     concrete = resolve(mode)
     env = TIERS.get(concrete, {})
-    for name in PORTABLE_ENV:
-        if name in env:
-            os.environ[name] = env[name]
-        elif name in os.environ and os.environ[name] in {tier.get(name) for tier in TIERS.values()}:
-            del os.environ[name]  # inherited from a portable parent, not asked for
+    for name in os.environ.pop(_SET_BY_US, "").split():
+        if name not in env:
+            os.environ.pop(name, None)  # a portable parent set it; a variable the user set stays
+    os.environ.update(env)
+    if env:
+        os.environ[_SET_BY_US] = " ".join(sorted(env))
     import torch
 
     torch.backends.mkldnn.enabled = _ONEDNN.get(concrete, True)
@@ -119,22 +124,30 @@ def _pin_sqrt() -> None:
     import torch
 
     def rounded(x: torch.Tensor) -> torch.Tensor:
-        x = x.detach()
+        """The correctly rounded root of ``x`` in ``x``'s layout (0-d, empty and strided included)."""
+        x = x.detach().resolve_conj().resolve_neg()
         dtype = x.dtype if x.is_floating_point() or x.is_complex() else torch.get_default_dtype()
         # bfloat16/float16 from the float32 root: double rounding of a square root from 24 to 8 or
         # 11 bits is exact (24 >= 2p + 2), so the result is still the correctly rounded one
         wide = x.to(torch.float32) if dtype in (torch.bfloat16, torch.float16) else x.to(dtype)
-        return torch.from_numpy(np.sqrt(wide.contiguous().numpy())).to(dtype)
+        values = wide.contiguous().numpy()
+        root = torch.from_numpy(np.sqrt(values, out=np.empty_like(values)))
+        return torch.empty_like(x, dtype=dtype).copy_(root)
 
     def sqrt(x):
         return rounded(x)
 
     def sqrt_(x):
+        if not x.is_floating_point() and not x.is_complex():
+            raise RuntimeError(f"result type Float can't be cast to the desired output type {x.dtype}")
         return x.copy_(rounded(x))
 
     def sqrt_out(x, *, out):
         result = rounded(x)
-        out.resize_(result.shape)
+        if not torch.can_cast(result.dtype, out.dtype):
+            raise RuntimeError(f"result type {result.dtype} can't be cast to the desired output type {out.dtype}")
+        if out.shape != result.shape:
+            out.resize_(result.shape)
         return out.copy_(result)
 
     library = torch.library.Library("aten", "IMPL")

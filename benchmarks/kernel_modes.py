@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-MODES = ("fast", "portable-avx2", "portable-baseline")
 
 
 def worker(mode: str, epochs: int, n_train: int | None, n_test: int | None) -> dict:
@@ -60,12 +59,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3, help="at least 2: the first epoch is left out")
-    parser.add_argument("--modes", nargs="+", default=list(MODES))
+    parser.add_argument("--modes", nargs="+", help="default: fast and every portable tier this CPU runs")
     parser.add_argument("--n-train", type=int, help="training digits (default: all 4,000)")
     parser.add_argument("--n-test", type=int, help="test digits attacked (default: the config's eval.n_test)")
     parser.add_argument("--out")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not args.modes:
+        from abcl import kernels
+        args.modes = ["fast", *(tier for tier in kernels.TIERS if kernels.runs(tier))]
     if args.worker:
         print(json.dumps(worker(args.worker, args.epochs, args.n_train, args.n_test)))
         return

@@ -1,6 +1,7 @@
 """Every command's help renders (argparse %-formats help strings: a stray % breaks --help)."""
 
 import argparse
+import re
 
 import pytest
 
@@ -89,3 +90,25 @@ def test_a_mistake_gets_one_line(name, mistakes, capsys):
     assert code == 2, err
     assert len(err.splitlines()) == 1 and err.startswith(f"abcl {name}: error: "), err
     assert message in err, err
+
+
+def test_validate_config_and_plan_separate_the_adversarial_target(capsys):
+    from abcl.cli import main
+    assert main(["validate-config", "config/config.yaml"]) == 0
+    assert "48 models: 30 trained by `snakemake`, the default target, 18 more by `snakemake adversarial`" \
+        in capsys.readouterr().out
+    assert main(["plan", "--config", "config/config.yaml"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split()[:3] == ["name", "seed", "target"]
+    targets = [re.search(r"\s\d+\s+(all|adversarial)\s", row).group(1) for row in rows[1:]]
+    assert targets.count("adversarial") == 18 and targets.count("all") == 30
+
+
+@pytest.mark.parametrize("command", ["configurations", "resources"])
+def test_make_targets_before_any_run_get_one_line(command, capsys):
+    """make readme-configurations and make resources pass the results folders that exist: none
+    before any run."""
+    from abcl.cli import main
+    assert main([command]) == 2
+    assert capsys.readouterr().err.strip() == (f"abcl {command}: error: no finished run to read: results/mnist5k "
+                                              "(make run) or results/mnist-cpu-full (make cpu-full) must exist first")

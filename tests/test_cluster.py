@@ -35,7 +35,7 @@ def test_measure_takes_each_rules_longest_and_largest_job(tmp_path):
     benchmark(run / "benchmarks" / "fig1.tsv", 3, 200)
     table = measure(run)
     assert table["train"] == {**request(100, 900), "jobs": 2, "longest_s": 100, "max_rss_mb": 900}
-    assert set(table) == {"train", "evaluate", "fig1"}
+    assert set(table) == {"kernels", "train", "evaluate", "fig1"} and table["kernels"] == "unknown"
 
 
 def test_a_run_without_measurements_takes_the_largest_request(tmp_path):
@@ -115,3 +115,40 @@ def test_conda_env_pip_part_resolves_from_another_directory(tmp_path):
     pinned = {pin.lower().replace("_", "-") for pin in pip}
     assert pinned <= chosen
     assert {c.split("==")[0] for c in chosen - pinned} <= {"setuptools"}  # conda's own dependency list has it
+
+
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/cpu-full.yaml", "config/paper.yaml",
+                                        ".test/config/config.yaml"])
+def test_every_request_is_at_least_twice_the_time_it_is_sized_from(configfile):
+    """Each job rule of each config, adversarial trainings apart, asks for at least twice the
+    longest measured job of its results folder, or twice its stated estimate (with its basis):
+    SLURM kills a job at its runtime."""
+    from abcl.cluster import ADVERSARIAL_TRAIN, seconds_behind
+    from abcl.config import experiment_plan, load_config, results_dir
+    table = load_table(ROOT / "workflow" / "resources.yaml")
+    config = load_config(ROOT / configfile)
+    folder = Path(results_dir(config)).name
+    rules = ["train", "evaluate", "features", "tsne"]
+    if any(run.train.adversarial != "none" for run in experiment_plan(config).runs):
+        rules.append(ADVERSARIAL_TRAIN)  # the `adversarial` target's trainings, or the default's
+    for rule in rules:
+        entry = table["measured"].get(folder, {}).get(rule) or table["estimated"].get(folder, {}).get(rule)
+        assert entry, f"{folder} has no request for {rule}"
+        if "longest_s" in entry:  # measured in the kernels this config runs, which set the times
+            measured_in = table["measured"][folder]["kernels"]
+            assert measured_in.startswith("portable") == (config["train"]["kernels"].startswith("portable")), \
+                (folder, measured_in)
+        else:
+            assert table["estimated"][folder]["basis"], f"{folder}: an estimate states its basis"
+        assert entry["runtime"] * 60 >= 2 * seconds_behind(entry), (folder, rule, entry)
+
+
+def test_an_adversarial_training_asks_for_its_own_request():
+    from abcl.cluster import training_request
+    table = {"measured": {"mnist5k": {"train": {"runtime": 3, "mem_mb": 1792, "longest_s": 20}}},
+             "estimated": {"mnist5k": {"basis": "x", "train_adversarial": {"runtime": 11, "mem_mb": 1792,
+                                                                            "estimated_s": 270}}}}
+    assert training_request(table, "mnist5k", adversarial=False) == {"runtime": 3, "mem_mb": 1792}
+    assert training_request(table, "mnist5k", adversarial=True) == {"runtime": 11, "mem_mb": 1792}
+    del table["estimated"]["mnist5k"]
+    assert training_request(table, "mnist5k", adversarial=True) == {"runtime": 3, "mem_mb": 1792}  # none known

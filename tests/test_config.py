@@ -68,6 +68,13 @@ BAD_CONFIGS = [
     ("download", "npm", "at 'download': mnist5k is embedded; data_source and download must be null"),
     ("attacks/bim_linf", DELETE, "at 'attacks': Fig. 3 shows a BIM L∞ adversarial set"),
     ("abcl", {"k1": 0, "k2": 0}, "at 'abcl': ABCL (k1=0, k2=0) is the same model as HT-SCE"),
+    ("attacks/fgsm_linf/eps", [0.1, 1.5], "at 'attacks/fgsm_linf/eps/1': an L∞ budget lies in (0, 1], the range of a pixel"),
+    ("adaptive_attacks/pgd_linf", {"eps": [2.0], "steps": 3},
+     "at 'adaptive_attacks/pgd_linf/eps/0': an L∞ budget lies in (0, 1]"),
+    ("embed/bim_linf_eps", 1.2, "at 'embed/bim_linf_eps': 1.2 is greater than the maximum of 1"),
+    ("eval/n_test", 5000, "at 'eval/n_test': 5000 images asked for, mnist5k has 1,000 test images"),
+    ("eval/adaptive_n_test", 1001, "at 'eval/adaptive_n_test': 1001 images asked for, mnist5k has 1,000 test images"),
+    ("embed/n_per_set", 2000, "at 'embed/n_per_set': 2000 images asked for, mnist5k has 1,000 test images"),
 ]
 
 
@@ -84,6 +91,35 @@ def test_bad_config_names_the_key(path, value, message):
     assert "\n" not in text
     assert text.startswith("config error at '")
     assert message in text
+
+
+def test_l2_budgets_may_exceed_one():
+    assert validate_config(with_change("attacks/fgsm_l2/eps", [1.5, 3.0]))["attacks"]["fgsm_l2"]["eps"] == [1.5, 3.0]
+
+
+def test_a_missing_data_source_folder_is_refused_before_planning(tmp_path):
+    config = with_change("dataset", "mnist")
+    config["data_source"] = str(tmp_path / "absent")
+    with pytest.raises(ConfigError, match=r"at 'data_source': .*absent is not a folder"):
+        validate_config(config)
+    config["data_source"] = str(tmp_path)
+    assert validate_config(config)["data_source"] == str(tmp_path)
+
+
+@pytest.mark.parametrize("written", ["1e-3", "1E-3", "5e-4", "1.0e-3", ".5e-3"])
+def test_learning_rates_written_as_ml_users_write_them_are_numbers(tmp_path, written):
+    """PyYAML (YAML 1.1) reads 1e-3 as a string; the config reads it as YAML 1.2 does: from a
+    file, from --config (a string in a mapping) and from --set."""
+    from abcl.config import resolve_config
+    overlay = tmp_path / "lr.yaml"
+    overlay.write_text(f"train: {{lr: {written}, weight_decay: {written}}}\n")
+    assert yaml.safe_load(overlay.read_text())["train"]["lr"] in (written, float(written))  # PyYAML: a string or not
+    value = float(written)
+    from_file = resolve_config(["config/config.yaml", overlay])
+    assert from_file["train"]["lr"] == value and from_file["train"]["weight_decay"] == value
+    assert resolve_config(["config/config.yaml"], {"train": {"lr": written}})["train"]["lr"] == value
+    assert resolve_config(["config/config.yaml"], {"train.lr": written})["train"]["lr"] == value
+    assert resolve_config(["config/config.yaml"], {"tag": "1e-3"})["tag"] == "1e-3"  # a string where one fits
 
 
 def test_full_mnist_needs_a_source():
@@ -244,3 +280,32 @@ def test_a_results_folder_holding_other_models_is_refused(tmp_path):
         refuse_other_training(other, tmp_path)
     device_only = experiment_plan(resolve_config(["config/config.yaml"], {"train": {"device": "cpu", "threads": "2"}}))
     refuse_other_training(device_only, tmp_path)  # how a job runs is not what it trains
+
+
+def test_a_whole_config_after_an_overlay_is_refused_not_merged_silently(tmp_path, capsys):
+    from abcl.config import check_file_order, resolve_config
+    overlay = tmp_path / "mine.yaml"
+    overlay.write_text("tag: mine\ntrain: {epochs: 2}\n")
+    with pytest.raises(ConfigError, match=r"config/config.yaml is a whole config given after .*mine.yaml: it would "
+                                          r"override .*mine.yaml's train.epochs \(2 -> 8\); give the whole config "
+                                          r"first and overlays after it"):
+        resolve_config([overlay, "config/config.yaml"])
+    assert resolve_config(["config/config.yaml", overlay])["train"]["epochs"] == 2  # the right order
+    whole = yaml.safe_load(open("config/config.yaml"))
+    whole["seeds"] = [5]
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(whole))  # a whole config after a whole config: allowed, and said
+    assert check_file_order(["config/config.yaml", other]) == \
+        [f"note: {other} overrides 1 key(s) of the whole config before it (seeds)"]
+    assert resolve_config(["config/config.yaml", other])["seeds"] == [5]
+    assert "overrides 1 key(s)" in capsys.readouterr().err
+
+
+def test_a_number_where_only_a_string_fits_is_that_string():
+    """Snakemake's --config parser reads tag=123 as a number; abcl's --set keeps '123'."""
+    from abcl.config import complete_config, resolve_config
+    raw = yaml.safe_load(open("config/config.yaml"))
+    assert complete_config({**raw, "tag": 123})["tag"] == "123"
+    assert resolve_config(["config/config.yaml"], {"tag": "123"})["tag"] == "123"
+    with pytest.raises(ConfigError, match="'seeds/0': 'x' is not of type 'integer'"):
+        complete_config({**raw, "seeds": ["x"]})

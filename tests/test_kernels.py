@@ -44,8 +44,11 @@ CAPS = {
     "glibc-no-avx2": {"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA,-AVX512F"},
 }
 
-# MKL picks its code paths by asking whether the CPU is an Intel one; this library, preloaded,
-# answers no, as on an AMD CPU (on an AMD EPYC the opposite shim changed nothing in portable mode).
+# MKL picks some code paths by asking whether the CPU is an Intel one; this library, preloaded,
+# answers no, so MKL runs the paths it runs on an AMD CPU (on an AMD EPYC the opposite shim changed
+# nothing in portable mode). It cannot stand in for the AMD CPU itself: MKL's square root parted
+# the two vendors although the shim changed nothing on either (test_fingerprint checks across
+# machines).
 NOT_INTEL_SHIM = "int mkl_serv_intel_cpu_true(void) { return 0; }\nint mkl_serv_intel_cpu(void) { return 0; }\n"
 
 
@@ -131,6 +134,12 @@ def test_pinned_square_root_is_the_correctly_rounded_one():
     grad.sqrt().sum().backward()  # autograd is untouched: d sqrt(x) = 1 / (2 sqrt(x))
     assert torch.allclose(grad.grad, 0.5 / exact[:9])
     assert values.to(torch.bfloat16).sqrt().dtype == torch.bfloat16
+    assert torch.tensor(4.0).sqrt().item() == 2.0 and torch.empty(0).sqrt().shape == (0,)  # 0-d and empty
+    last = values[:120].view(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
+    assert last.sqrt().is_contiguous(memory_format=torch.channels_last)  # the layout the next op expects
+    assert torch.equal(torch.arange(4).sqrt(), torch.arange(4).double().sqrt().float())  # integers: floats
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        torch.arange(4).sqrt_()
 
 
 def test_provenance_names_the_cpu_and_the_kernels():
@@ -139,3 +148,22 @@ def test_provenance_names_the_cpu_and_the_kernels():
     assert record["mkl_branch"] in ("COMPATIBLE", "absent")
     assert record["onednn"] == (record["kernels"] != "portable-baseline") and not record["nnpack"]
     assert record["cpu"] and record["cpu_isa"] in ("avx512", "avx2", "avx", "sse4.2", "baseline")
+
+
+def test_the_config_takes_every_mode_the_command_takes():
+    from abcl.config import schema
+    assert schema()["properties"]["train"]["properties"]["kernels"]["enum"] == list(kernels.MODES)
+
+
+def test_a_fast_child_of_a_portable_parent_unsets_only_what_the_parent_set(monkeypatch):
+    """fast after portable drops the variables portable set, never one the user set on purpose."""
+    monkeypatch.setenv("ABCL_KERNELS_SET", "ATEN_CPU_CAPABILITY MKL_CBWR ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx512")
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    kernels.select("fast")
+    assert not {"ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "ABCL_KERNELS_SET"} & set(os.environ)
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")  # the user's own, with no marker
+    kernels.select("fast")
+    assert os.environ["MKL_CBWR"] == "COMPATIBLE"
+    kernels.select("portable")  # back as conftest left it (torch keeps the kernels it started with)

@@ -31,6 +31,14 @@ def test_losses_example_runs_as_written():
     assert len(match.group(2).split(", ")) == 16
 
 
+def test_the_losses_extra_installs_what_the_example_imports():
+    import tomllib
+    block = re.findall(r"```python\n(.*?)```", readme_section("ABCL on your own network"), re.S)[0]
+    imported = {name.split(".")[0] for name in re.findall(r"^(?:import|from) (\S+)", block, re.M)} - {"abcl"}
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["losses"]
+    assert imported and imported <= {re.split(r"[<>=!~ ]", requirement)[0] for requirement in extra}, imported
+
+
 # ---------------------------------------------------------------- README and docs: links and commands
 DOCUMENTS = [ROOT / "README.md", ROOT / "config" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PLACEHOLDER = re.compile(r"[<>…]|\.\.\.")

@@ -95,20 +95,26 @@ def test_one_figure_plans_only_its_jobs(workdir):
     assert jobs == Counter({"prepare_data": 1, "train": n_fig2, "evaluate": n_fig2, "fig2": 1})
 
 
-def test_cuda_graphs_setting_reaches_each_training_without_renaming_its_model(workdir):
+def test_cuda_graphs_reach_gpu_trainings_and_rerun_nothing_on_a_cpu(workdir):
+    """Where a job can reach a GPU (device cuda) the setting reaches each training, without
+    renaming its model; where none can (device cpu) it changes no command, so toggling it reruns
+    nothing."""
     import yaml
     config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
-    config["train"]["cuda_graphs"] = True
-    (workdir / "graphs.yaml").write_text(yaml.safe_dump(config))
     target = "results/mnist5k/figures/fig2.png"
     commands = {}
-    for name, extra in (("eager", []), ("graphs", ["--configfile", "graphs.yaml"])):
-        printed = snakemake("-n", "-p", target, *extra, cwd=workdir).stdout
-        commands[name] = sorted(line for line in printed.splitlines() if "abcl train" in line)
-    assert commands["graphs"] and len(commands["graphs"]) == len(commands["eager"])
-    for eager, graphs in zip(commands["eager"], commands["graphs"]):
-        assert "--no-cuda-graphs" in eager and "--cuda-graphs" in graphs.replace("--no-cuda-graphs", "")
-        assert eager.replace("--no-cuda-graphs", "--cuda-graphs") == graphs
+    for device in ("cuda", "cpu"):
+        for graphs in (False, True):
+            config["train"].update(device=device, cuda_graphs=graphs)
+            (workdir / "graphs.yaml").write_text(yaml.safe_dump(config))
+            printed = snakemake("-n", "-p", target, "--configfile", "graphs.yaml", cwd=workdir).stdout
+            commands[device, graphs] = sorted(line for line in printed.splitlines() if "abcl train" in line)
+    eager, graphed = commands["cuda", False], commands["cuda", True]
+    assert eager and len(graphed) == len(eager)
+    for one, other in zip(eager, graphed):
+        assert "--no-cuda-graphs" in one and "--cuda-graphs" in other.replace("--no-cuda-graphs", "")
+        assert one.replace("--no-cuda-graphs", "--cuda-graphs") == other
+    assert commands["cpu", False] == commands["cpu", True] and "--no-cuda-graphs" in commands["cpu", True][0]
 
 
 def test_every_command_receives_what_its_plan_record_says(workdir):
@@ -168,8 +174,12 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     assert "Nothing to be done" in again.stdout + again.stderr
     # where a job runs is not what it computes: nothing reruns; other training settings in the
     # same folder are refused with one line, before any job
-    moved = snakemake("-n", "--configfile", ".test/config/config.yaml", "--config", "train={device: cpu}", cwd=workdir)
+    assert load_config(workdir / ".test" / "config" / "config.yaml")["train"]["device"] == "cpu"  # the run's own
+    moved = snakemake("-n", "--configfile", ".test/config/config.yaml", "--config", "train={device: auto}", cwd=workdir)
     assert "Nothing to be done" in moved.stdout + moved.stderr
+    graphs = snakemake("-n", "--configfile", ".test/config/config.yaml", "--config", "train={cuda_graphs: true}",
+                       cwd=workdir)  # a setting of the GPU's, on a CPU run
+    assert "Nothing to be done" in graphs.stdout + graphs.stderr
     longer = snakemake("-n", "--configfile", ".test/config/config.yaml", "--config", "train={epochs: 2}",
                        cwd=workdir, check=False)
     assert longer.returncode != 0
@@ -278,7 +288,23 @@ def test_catalog_layout_and_module_use_from_another_directory(workdir, tmp_path)
 def test_threads_come_from_the_config_whatever_the_cores(workdir, cores):
     """paper.yaml asks for 4 threads a job: --cores 2 lowers the scheduler's count, never the
     count a job computes with (a reduction splits by it, so it is part of the result)."""
-    printed = snakemake("results/mnist/figures/fig2.png", "-n", "-p", "--cores", cores, "--configfile",
-                        "config/paper.yaml", cwd=workdir).stdout
-    trainings = [line for line in printed.splitlines() if "abcl train " in line]
-    assert trainings and all("--threads 4 " in line for line in trainings)
+    printed = snakemake("results/mnist/figures/fig2.png", "results/mnist/figures/fig3.png", "-n", "-p", "--cores",
+                        cores, "--configfile", "config/paper.yaml", cwd=workdir).stdout
+    tsne_threads = load_config(workdir / "config" / "paper.yaml")["embed"]["tsne_threads"]
+    for verb, count in (("train", 4), ("evaluate", 4), ("features", 4), ("tsne", tsne_threads)):
+        commands = [line for line in printed.splitlines() if f"abcl {verb} " in line]
+        assert commands and all(f"--threads {count} " in line for line in commands), verb
+
+
+def test_the_workflow_refuses_what_validate_config_refuses(workdir):
+    """One validator: a whole config after an overlay is refused by both, with the same line;
+    tag=123 is a tag for both."""
+    from abcl.config import ConfigError, resolve_config
+    (workdir / "mine.yaml").write_text("tag: mine\ntrain: {epochs: 2}\n")
+    refused = snakemake("-n", "--configfile", "mine.yaml", "config/config.yaml", cwd=workdir, check=False)
+    assert refused.returncode != 0
+    with pytest.raises(ConfigError) as caught:
+        resolve_config([workdir / "mine.yaml", workdir / "config" / "config.yaml"])
+    assert str(caught.value) in refused.stdout + refused.stderr
+    numbered = snakemake("-n", "--config", "tag=123", cwd=workdir).stdout
+    assert "results/mnist5k-123/" in numbered

@@ -5,10 +5,16 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from abcl.cluster import load_table, rule_request, show_group_submission_errors
+from abcl.cluster import (
+    load_table,
+    rule_request,
+    show_group_submission_errors,
+    training_request,
+)
 from abcl.config import (
     RUN_PATH_REGEX,
     ConfigError,
+    check_file_order,
     complete_config,
     experiment_plan,
     refuse_other_training,
@@ -19,6 +25,8 @@ from abcl.config import (
 # and `abcl plan` do; complete_config, which both call, gives --config strings the schema's types
 # and validates before any job is planned: a bad value stops the run with one line naming the key.
 try:
+    for note in check_file_order(workflow.configfiles):
+        print(note, file=sys.stderr)
     completed = complete_config(config)
     config.clear()
     config.update(completed)
@@ -45,6 +53,17 @@ MODEL_DIR = f"{RESULTS}/models/{{run}}"  # {run}: a planned model's Run.path
 # params: they change CPU results' bits, so a change reruns the jobs. Each command gets the config's
 # thread count as a param; the `threads:` directive only tells the scheduler, which may lower it.
 os.environ.update(ABCL_DEVICE=config["train"]["device"])
+# CUDA graphs change nothing on a CPU: where no job can reach a GPU (device cpu; device auto with
+# no GPU requested and none on this machine) the setting is not passed, so toggling it reruns nothing.
+GPU_POSSIBLE = config["train"]["device"] == "cuda" or (
+    config["train"]["device"] == "auto"
+    and (config["train"]["gpu"] > 0 or Path("/dev/nvidiactl").exists())
+)
+CUDA_GRAPHS = (
+    "--cuda-graphs"
+    if config["train"]["cuda_graphs"] and GPU_POSSIBLE
+    else "--no-cuda-graphs"
+)
 
 
 wildcard_constraints:
@@ -60,6 +79,19 @@ MEASURED = load_table(workflow.source_path("../resources.yaml"))
 def measured(rule):
     """runtime (minutes) and mem_mb that ``rule``'s jobs needed, with headroom."""
     return rule_request(MEASURED, Path(RESULTS).name, rule)
+
+
+def training_resources():
+    """The train rule's runtime and mem_mb, per job: adversarial trainings ask for their own."""
+
+    def request(wildcards, resource):
+        adversarial = planned_run(wildcards).train.adversarial != "none"
+        return training_request(MEASURED, Path(RESULTS).name, adversarial)[resource]
+
+    return {
+        resource: lambda wildcards, resource=resource: request(wildcards, resource)
+        for resource in measured("train")
+    }
 
 
 def planned_run(wildcards):

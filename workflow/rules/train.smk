@@ -14,7 +14,7 @@ rule train:
         "../envs/abcl.yaml"
     threads: config["train"]["threads"]
     resources:
-        **measured("train"),
+        **training_resources(),
         gpu=config["train"]["gpu"],
     params:
         name=lambda wildcards: planned_run(wildcards).name,
@@ -23,9 +23,7 @@ rule train:
         # the count the config asks for, not the scheduler's {threads}, which --cores may lower:
         # a reduction splits by thread count, so a change must rerun the job
         threads=config["train"]["threads"],
-        cuda_graphs=(
-            "--cuda-graphs" if config["train"]["cuda_graphs"] else "--no-cuda-graphs"
-        ),
+        cuda_graphs=CUDA_GRAPHS,
     message:
         "train {params.name}: {wildcards.run}"
     shell:
