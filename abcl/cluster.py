@@ -141,6 +141,11 @@ def training_request(table: dict[str, dict], results_name: str, adversarial: boo
     return rule_request(table, results_name, "train")
 
 
+def gpu_on_this_machine() -> bool:
+    """Whether an NVIDIA driver is loaded here (without importing torch: planning needs none)."""
+    return Path("/dev/nvidiactl").exists()
+
+
 def seconds_behind(entry: dict) -> float:
     """The time a request is sized from: a measurement's longest job, or an estimate's seconds."""
     return float(entry.get("longest_s", entry.get("estimated_s", math.inf)))

@@ -11,7 +11,7 @@ on every CPU that runs it:
 - ``portable-avx2`` (AVX2 and FMA, no AVX-512: Intel since Haswell, 2013; AMD Zen 1-3): ATen's
   AVX2 kernels, oneDNN capped to AVX2.
 - ``portable-baseline`` (every other x86-64 CPU): ATen's baseline kernels, oneDNN off
-  (convolutions through ATen's im2col and MKL's GEMM); about 5x slower per epoch.
+  (convolutions through ATen's im2col and MKL's GEMM); about 4x slower per epoch.
 
 The tier is read from /proc/cpuinfo; where there is none (macOS, Windows) the CPU gets
 ``portable-baseline``. Off x86-64 torch has no MKL, so no promise holds across architectures.

@@ -74,7 +74,8 @@ def small_data(mnist5k, tmp_path_factory):
 def _fingerprint(small_data, tmp_path, mode: str, caps: dict[str, str]) -> dict[str, str]:
     out = tmp_path / f"{mode}-{len(list(tmp_path.iterdir()))}"
     train = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512.0, k2=64.0, epochs=1).to_json()
-    env = {k: v for k, v in os.environ.items() if k not in kernels.PORTABLE_ENV}  # as a fresh shell has it
+    env = {k: v for k, v in os.environ.items()  # as a fresh shell has it
+           if k not in kernels.PORTABLE_ENV and k != "ABCL_KERNELS_SET"}
     subprocess.run([sys.executable, "-c", DRIVER, str(small_data), str(out), mode, train],
                    env={**env, **caps}, check=True, capture_output=True)
     features = np.load(out / "features.npz")

@@ -142,3 +142,24 @@ def test_every_snakemake_command_dry_runs(snakemake_workdir):
             args += ["--cores", "1"]
         result = snakemake_forks.run(args, snakemake_workdir, dict(os.environ))
         assert result.returncode == 0, f"{doc}: {command}\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}"
+
+
+def _minutes(text: str) -> float:
+    """'9 min 30 s' -> 9.5."""
+    match = re.search(r"(\d+) min (\d+) s", text)
+    assert match, text[:200]
+    return int(match.group(1)) + int(match.group(2)) / 60
+
+
+def test_quoted_times_are_the_measured_ones():
+    """README and the default config quote the times that docs/benchmarks.md and docs/development.md
+    measured, rounded to the minute, instead of numbers typed once and left behind."""
+    benchmarks = (ROOT / "docs" / "benchmarks.md").read_text()
+    make_run = next(line for line in benchmarks.splitlines() if line.startswith("| `make run`"))
+    run_minutes = round(_minutes(make_run.split("**")[1]))
+    suite = re.search(r"`make test` took \*\*([^*]+)\*\*", (ROOT / "docs" / "development.md").read_text())
+    assert suite, "docs/development.md states the measured suite time"
+    readme = (ROOT / "README.md").read_text()
+    assert f"portable CPU kernels, in about {run_minutes} minutes on 2\nCPU cores" in readme
+    assert f"runs the test suite (about {round(_minutes(suite.group(1)))} minutes)" in readme
+    assert f"workflow runs in about {run_minutes} minutes on 2 CPU cores" in (ROOT / "config" / "config.yaml").read_text()

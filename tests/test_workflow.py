@@ -308,3 +308,7 @@ def test_the_workflow_refuses_what_validate_config_refuses(workdir):
     assert str(caught.value) in refused.stdout + refused.stderr
     numbered = snakemake("-n", "--config", "tag=123", cwd=workdir).stdout
     assert "results/mnist5k-123/" in numbered
+    empty = snakemake("-n", "adversarial", "--config", "adversarial={methods: []}", cwd=workdir, check=False)
+    printed = empty.stdout + empty.stderr
+    assert empty.returncode != 0 and "InputFunctionException" not in printed
+    assert "this config trains no adversarial grid: set adversarial.methods (pgd, trades)" in printed

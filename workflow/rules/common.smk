@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from abcl.cluster import (
+    gpu_on_this_machine,
     load_table,
     rule_request,
     show_group_submission_errors,
@@ -57,7 +58,7 @@ os.environ.update(ABCL_DEVICE=config["train"]["device"])
 # no GPU requested and none on this machine) the setting is not passed, so toggling it reruns nothing.
 GPU_POSSIBLE = config["train"]["device"] == "cuda" or (
     config["train"]["device"] == "auto"
-    and (config["train"]["gpu"] > 0 or Path("/dev/nvidiactl").exists())
+    and (config["train"]["gpu"] > 0 or gpu_on_this_machine())
 )
 CUDA_GRAPHS = (
     "--cuda-graphs"
@@ -119,11 +120,18 @@ ADVERSARIAL_IN_DEFAULT_RUN = (
 )
 
 
+NO_ADVERSARIAL_GRID = (
+    "this config trains no adversarial grid: set adversarial.methods (pgd, trades)"
+)
+# asked for by name with no grid to build: one line before planning, not an input-function trace
+# (the targets are not yet in workflow.dag_settings while the Snakefile is read: the command line)
+if "adversarial" in sys.argv[1:] and not PLAN.for_output("adversarial"):
+    raise WorkflowError(NO_ADVERSARIAL_GRID)
+
+
 def adversarial_outputs(wildcards=None):
     if not PLAN.for_output("adversarial"):
-        raise WorkflowError(
-            "this config trains no adversarial grid: set adversarial.methods (pgd, trades)"
-        )
+        raise WorkflowError(NO_ADVERSARIAL_GRID)
     return [f"{RESULTS}/adversarial.md", f"{RESULTS}/figures/adversarial.png"]
 
 
