@@ -55,8 +55,6 @@ TIERS = {  # the environment each tier pins, and the CPU flags it needs
 TIER_FLAGS = {"portable-avx512": {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"},
               "portable-avx2": {"avx2", "fma"}, "portable-baseline": set()}
 PORTABLE_ENV = sorted({name for env in TIERS.values() for name in env})  # what a portable parent may pass on
-_ATEN = {"portable-avx512": "AVX512", "portable-avx2": "AVX2", "portable-baseline": "DEFAULT"}
-_ONEDNN = {"portable-avx512": True, "portable-avx2": True, "portable-baseline": False}
 _MKL_CBWR_BRANCH, _MKL_CBWR_COMPATIBLE = 1, 3  # mkl_cbwr_get's "what" and the COMPATIBLE branch code
 _MKL_BRANCHES = {0: "unset", 1: "off", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2",
                  9: "AVX", 10: "AVX2", 12: "AVX512", 13: "AVX512_E1"}
@@ -100,13 +98,13 @@ def select(mode: str) -> str:
         os.environ[_SET_BY_US] = " ".join(sorted(env))
     import torch
 
-    torch.backends.mkldnn.enabled = _ONEDNN.get(concrete, True)
+    torch.backends.mkldnn.enabled = concrete == "fast" or "ONEDNN_MAX_CPU_ISA" in env  # capped, or off
     torch.backends.nnpack.set_flags(concrete == "fast")
     _selected = concrete
     if concrete == "fast":
         return concrete
     _mkl_set_compatible()
-    if torch.backends.cpu.get_cpu_capability() != _ATEN[concrete]:
+    if torch.backends.cpu.get_cpu_capability() != env["ATEN_CPU_CAPABILITY"].upper():
         raise ABCLError(f"{concrete} kernels must be chosen before torch runs its first operator; set "
                         f"ATEN_CPU_CAPABILITY={env['ATEN_CPU_CAPABILITY']} before starting Python, or use kernels: fast")
     _pin_sqrt()
@@ -134,9 +132,6 @@ def _pin_sqrt() -> None:
         root = torch.from_numpy(np.sqrt(values, out=np.empty_like(values)))
         return torch.empty_like(x, dtype=dtype).copy_(root)
 
-    def sqrt(x):
-        return rounded(x)
-
     def sqrt_(x):
         if not x.is_floating_point() and not x.is_complex():
             raise RuntimeError(f"result type Float can't be cast to the desired output type {x.dtype}")
@@ -153,7 +148,7 @@ def _pin_sqrt() -> None:
     library = torch.library.Library("aten", "IMPL")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "overriding a previously registered kernel": that is the point
-        library.impl("sqrt", sqrt, "CPU")
+        library.impl("sqrt", rounded, "CPU")
         library.impl("sqrt_", sqrt_, "CPU")
         library.impl("sqrt.out", sqrt_out, "CPU")
     _pin_sqrt.library = library  # the registration lives as long as the Library object
