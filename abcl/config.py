@@ -627,10 +627,13 @@ def experiment_plan(config: dict[str, Any]) -> Plan:
     a compared model keeps its name (HT-SCE+AB 512/64 of Fig. 1 is the table's ABCL)."""
     seeds, grids, ab = config["seeds"], config["grids"], config["abcl"]
     declared: list[tuple[str, str, TrainConfig]] = []  # (output, name, training)
+    # Fig. 1's inner grid points are drawn, never compared: they may run fewer seeds
+    compared_points = {(0, 0), (ab["k1"], ab["k2"])}
+    figure_seeds = seeds[:config["eval"].get("figure_seeds") or len(seeds)]
     for k1 in grids["fig1_k1"]:
         for k2 in grids["fig1_k2"]:
             declared += [("fig1", f"HT-SCE+AB {k1:g}/{k2:g}", _train_config(config, Loss.HT_SCE, seed, k1=k1, k2=k2))
-                         for seed in seeds]
+                         for seed in (seeds if (k1, k2) in compared_points else figure_seeds)]
     for s in grids["fig2_s"]:
         declared += [("fig2", f"Cos-SCE s={s:g}", _train_config(config, Loss.COS_SCE, seed, s=s)) for seed in seeds]
     compared = {SCE: (Loss.SCE, 0, 0), COSFACE: (Loss.COSFACE, 0, 0), HT_SCE: (Loss.HT_SCE, 0, 0),
