@@ -20,15 +20,16 @@ run: setup  ## the whole workflow on the embedded default (mnist5k, CPU)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local
 
 # the reference of this CPU's portable tier: README's table for portable-avx512, a file per other tier
-reproduce: setup  ## the default run's table (12 models), compared byte for byte with its tier's reference in tests/reference/
-	$(BIN)/snakemake --cores $(CORES) --profile profiles/local results/mnist5k/table.csv
+reproduce: setup  ## the default's table models on seeds 0-2, compared byte for byte with its tier's reference in tests/reference/
+	$(BIN)/snakemake results/mnist5k-reproduce/table.csv --cores $(CORES) --profile profiles/local \
+	  --configfile config/config.yaml tests/reference/reproduce.yaml
 	@tier=$$($(BIN)/python -c 'from abcl.kernels import portable_tier; print(portable_tier())'); \
-	ref=tests/reference/mnist5k-table.csv; [ "$$tier" = portable-avx512 ] || ref=tests/reference/mnist5k-table-$$tier.csv; \
+	ref=tests/reference/reproduce-$$tier.csv; \
 	[ -f "$$ref" ] || { echo "no reference table for this CPU's tier $$tier (docs/reproducibility.md)"; exit 1; }; \
-	cmp -s results/mnist5k/table.csv $$ref \
-	  && echo "results/mnist5k/table.csv reproduces $$ref ($$tier) byte for byte" \
-	  || { diff results/mnist5k/table.csv $$ref | head -20; \
-	       echo "results/mnist5k/table.csv differs from $$ref ($$tier)"; exit 1; }
+	cmp -s results/mnist5k-reproduce/table.csv $$ref \
+	  && echo "results/mnist5k-reproduce/table.csv reproduces $$ref ($$tier) byte for byte" \
+	  || { diff results/mnist5k-reproduce/table.csv $$ref | head -20; \
+	       echo "results/mnist5k-reproduce/table.csv differs from $$ref ($$tier)"; exit 1; }
 
 adversarial: setup  ## beyond the paper: adversarially trained SCE, CosFace and ABCL on the default
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local adversarial

@@ -20,6 +20,7 @@ TSNE_COLUMNS = ("set", "label", "tsne_x", "tsne_y", "knn_correct")
 SCORE_COLUMNS = ("set", "silhouette", "tsne_knn_accuracy", "seed")
 MASKING_COLUMNS = ("model", "seed", "masking_suspected", "flags")
 GRADIENT_COLUMNS = ("config_hash", "frac_vanished_gradient")
+COMPARISON_COLUMNS = ("claim", "comparison", "kind", "margin", "seed", "a", "b")
 
 # option dest -> the dotted config key that supplies its value when the option is left out
 _CONFIG_KEYS = "_config_keys"
@@ -262,25 +263,46 @@ def _knn_correct(pairs: list[str]) -> dict:
 
 
 def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
-    from abcl.records import atomic_path, read_csv, read_json
-    from abcl.report import claims_report, data_note, load_corrects
+    from abcl import claims
+    from abcl.records import atomic_path, read_csv, read_json, write_csv
+    from abcl.report import claims_report, data_note
     from abcl.tables import read_csvs, read_named_csvs
     record = read_json(args.dataset_record)
     masking = read_csv(args.masking, MASKING_COLUMNS, "a masking CSV (masking.csv)") if args.masking else None
-    text = claims_report(read_named_csvs(args.fig1), read_csvs(args.fig2), read_named_csvs(args.table),
-                         read_csv(args.separability, SCORE_COLUMNS, "a separability CSV"), masking,
-                         load_corrects(args.correct), data_note(record["dataset"], record["n_train"]),
-                         read_named_csvs(args.adversarial) if args.adversarial else None, args.adversarial_note,
-                         knn_correct=_knn_correct(args.embeddings or []), alpha=args.alpha,
-                         margin_points=args.margin_points)
+    table = read_named_csvs(args.table)
+    found = claims.paper_claims(read_named_csvs(args.fig1), read_csvs(args.fig2), table,
+                                read_csv(args.separability, SCORE_COLUMNS, "a separability CSV"), masking,
+                                claims.load_corrects(args.correct),
+                                read_named_csvs(args.adversarial) if args.adversarial else None,
+                                knn_correct=_knn_correct(args.embeddings or []), alpha=args.alpha,
+                                margin_points=args.margin_points)
+    text = claims_report(found, table, masking, data_note(record["dataset"], record["n_train"]),
+                         args.adversarial_note, args.alpha, args.precision_points)
+    if args.comparisons:
+        write_csv(claims.per_seed_frame(found, table), args.comparisons)
     with atomic_path(args.out) as part:
         part.write_text(text)
     print(text)
 
 
+def cmd_power(args: argparse.Namespace, config: dict | None) -> None:
+    _finished_runs(args.results)
+    from abcl import claims
+    from abcl.records import read_csv
+    from abcl.report import power_markdown
+    frames = []
+    for folder in args.results:
+        path = Path(folder) / "comparisons.csv"
+        if not path.exists():
+            raise ABCLError(f"{path}: missing; the claims rule writes it (snakemake {folder}/claims.md)")
+        frames.append(read_csv(path, COMPARISON_COLUMNS, "a comparisons CSV (comparisons.csv)"))
+    print(power_markdown(claims.pooled_comparisons(frames), args.alpha, args.precision_points))
+
+
 def cmd_adversarial(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.records import atomic_path, write_csv
-    from abcl.report import adversarial_report, load_corrects, stats_table
+    from abcl.claims import load_corrects
+    from abcl.report import adversarial_report, stats_table
     from abcl.tables import read_named_csvs
     evals = read_named_csvs(args.evals)
     text = adversarial_report(evals, load_corrects(args.correct), args.alpha)
@@ -510,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     setting(p, "--alpha", "claims.alpha", "family-wise error rate of each claim (Holm)", type=float)
     setting(p, "--margin-points", "claims.margin_points", "equivalence margin of a 'not worse' comparison",
             type=float)
+    setting(p, "--precision-points", "claims.precision_points",
+            "the 95%% CI half-width (points) the power analysis aims at", type=float)
+    p.add_argument("--comparisons", help="write each comparison's per-seed accuracies here (CSV, for abcl power)")
     p.add_argument("--masking", help="masking report CSV")
     p.add_argument("--correct", nargs="+", required=True,
                    help="per-image results (correct.npz) of the models compared, for the paired tests")
@@ -532,6 +557,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("fig-adversarial", cmd_fig_adversarial, "robust accuracy vs eps of the adversarially trained models")
     p.add_argument("--out", required=True, help="PNG path (a PDF is written beside it)")
     p.add_argument("inputs", nargs="+", metavar="NAME=CSV", help="evaluation CSV per model and seed")
+
+    p = command("power", cmd_power, "precision and power of every claim's comparisons, from finished runs",
+                "For every pre-specified comparison of claims 1-5, from the per-seed accuracies in each run's "
+                "comparisons.csv (several runs of one config with disjoint seeds are pooled): the 95% CI half-width "
+                "now, the seeds for a half-width of --precision-points, and the seeds for 80% power to support or "
+                "to contradict the claim at the verdict rule's level (statsmodels' TTestPower).")
+    p.add_argument("results", nargs="*", help="results/<dataset>[-<tag>] folders of finished runs")
+    p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")
+    setting(p, "--alpha", "claims.alpha", "family-wise error rate of each claim (Holm)", type=float)
+    setting(p, "--precision-points", "claims.precision_points", "the 95%% CI half-width (points) to aim at",
+            type=float)
 
     p = command("configurations", cmd_configurations, "verdicts and accuracies of several runs side by side",
                 "The claims' verdicts and the compared models' accuracies of several workflow runs side by side "

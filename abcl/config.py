@@ -646,11 +646,13 @@ def experiment_plan(config: dict[str, Any]) -> Plan:
             if name != HT_SCE and (seed == seeds[0] or config["embed"].get("every_seed")):
                 declared.append(("fig3", name, training))
     adversarial = config.get("adversarial", {})
+    adversarial_seeds = seeds[:adversarial.get("seeds") or len(seeds)]
     for method in map(Adversarial, adversarial.get("methods", [])):
         for name in adversarial["models"]:
             loss, k1, k2 = compared[name]
             declared += [("adversarial", f"{name} {ADVERSARIAL_NAMES[method]}",
-                          _train_config(config, loss, seed, k1=k1, k2=k2, adversarial=method)) for seed in seeds]
+                          _train_config(config, loss, seed, k1=k1, k2=k2, adversarial=method))
+                         for seed in adversarial_seeds]
 
     names: dict[str, str] = {}
     for output, name, training in declared:

@@ -1,6 +1,6 @@
-"""Gradient-masking report, the computed verdicts on the paper's claims (results/claims.md) and
-the leaderboard. The statistics (intervals, comparisons with the seed as the unit, Holm, the
-verdict rule) live in :mod:`abcl.statistics`; this module decides what each claim compares.
+"""Rendering of the run's reports: claims.md (each claim's comparisons, verdict, precision and
+power), the gradient-masking report, adversarial.md, the leaderboard and README's configurations
+block. What each claim compares lives in :mod:`abcl.claims`, the statistics in :mod:`abcl.statistics`.
 """
 
 from __future__ import annotations
@@ -8,67 +8,19 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from abcl import ABCLError
-from abcl.config import ABCL, COSFACE, HT_SCE, SCE, evaluation_key
-from abcl.statistics import (ALPHA, NOT_WORSE, SUPERIOR, Comparison, Verdict, compare_seeds, mcnemar, rule,
-                             summarize, verdict)
-from abcl.tables import (PAPER_ATTACKS, STANDARD_AUTOATTACK, autoattack_budget, load_correct, markdown,
-                         ordered_evaluations, robustness_tables, split_method, tables_markdown, with_evaluation)
+from abcl import ABCLError, claims
+from abcl.claims import PAPER_NAMES, Claim, Correct, _interval, _pct, accuracy_stats
+from abcl.config import ABCL, COSFACE, SCE
+from abcl.statistics import (ALPHA, SUPERIOR, Comparison, Verdict, compare_seeds, power_of, rule, ruled_out,
+                             seeds_to_decide, summarize, verdict)
+from abcl.tables import (STANDARD_AUTOATTACK, autoattack_budget, markdown, ordered_evaluations,
+                         robustness_tables, split_method, tables_markdown, with_evaluation)
 
-PAPER_NAMES = ("fgsm", "bim")
-MARGIN_POINTS = 2.0  # the equivalence margin of a "not worse" comparison, in accuracy points
-
-
-def accuracy_stats(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Per group of ``by`` and evaluation: mean, s.d., 95% CI and seed count of the accuracy."""
-    frame = with_evaluation(frame)
-    rows = []
-    for key, group in frame.groupby([*by, "evaluation"], sort=False):
-        rows.append({**dict(zip([*by, "evaluation"], key)), **summarize(group.accuracy, int(group.n.iloc[0]))})
-    return pd.DataFrame(rows)
-
-
-# (config hash, evaluation key) -> which test images the model got right
-Correct = dict[tuple[str, str], np.ndarray]
-
-
-def load_corrects(paths: list[str]) -> Correct:
-    found: Correct = {}
-    for path in paths:
-        config_hash, arrays = load_correct(path)
-        found.update({(config_hash, key): values for key, values in arrays.items()})
-    return found
-
-
-def compare_accuracy(label: str, a: pd.DataFrame, b: pd.DataFrame, correct: Correct, kind: str = SUPERIOR,
-                     margin: float = 0.0) -> Comparison:
-    """Model a vs model b at one evaluation (``a``, ``b``: its rows, one per seed): over the
-    common seeds when there are two or more, else McNemar on the one seed's test images."""
-    seeds = sorted(set(a.seed) & set(b.seed))
-    if not seeds:
-        raise ABCLError(f"{label}: the two models share no seed")
-    if len(seeds) >= 2:
-        return compare_seeds(label, a.set_index("seed").accuracy, b.set_index("seed").accuracy, kind, margin)
-    row_a, row_b = a[a.seed == seeds[0]].iloc[0], b[b.seed == seeds[0]].iloc[0]
-    key = evaluation_key(row_a.attack, row_a.norm, row_a.eps)
-    try:
-        right_a, right_b = correct[(row_a.config_hash, key)], correct[(row_b.config_hash, key)]
-    except KeyError as missing:
-        raise ABCLError(f"no per-image results for {missing.args[0]}: pass the models' correct.npz files") from None
-    return mcnemar(label, right_a, right_b, kind, margin)
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}"
-
-
-def _interval(row) -> str:
-    return f"{_pct(row['mean'])} [{_pct(row['ci95_low'])}, {_pct(row['ci95_high'])}]"
+PRECISION_POINTS = 3.0  # the 95% CI half-width, in points, the power analysis aims at (claims.precision_points)
 
 
 def _difference(c: Comparison) -> str:
@@ -89,25 +41,78 @@ def comparison_rows(comparisons: list[Comparison], found: Verdict) -> pd.DataFra
     } for i, c in enumerate(comparisons)])
 
 
-class Claim(NamedTuple):
-    statement: str
-    outcome: str  # SUPPORTED, CONTRADICTED or NOT SHOWN
-    body: str  # Markdown: what is compared, why the verdict, the numbers and each test
-    comparisons: list[Comparison]
+def _seeds(n: int | None) -> str:
+    return "—" if n is None else str(n)
 
 
-def _claim(statement: str, planned: str, comparisons: list[Comparison], accuracies: pd.DataFrame | None,
-           alpha: float, note: str = "", shown: str = "Accuracy (%), mean [95% CI] over seeds") -> Claim:
-    """A claim's section: the pre-specified comparisons, the numbers, each test and the verdict."""
-    found = verdict(comparisons, alpha)
-    body = [f"*Compared (fixed before the run):* {planned}\n", f"*Why:* {found.reason}.\n"]
-    if note:
-        body.append(note)
-    if accuracies is not None and len(accuracies):
-        body.append(f"{shown}:\n\n" + markdown(accuracies))
-    if comparisons:
-        body.append(markdown(comparison_rows(comparisons, found)))
-    return Claim(statement, found.outcome, "\n".join(body), comparisons)
+def power_rows(comparisons: list[Comparison], alpha: float = ALPHA,
+               precision_points: float = PRECISION_POINTS) -> pd.DataFrame:
+    """The power table of one claim: per comparison over seeds, its s.d. and 95% CI half-width now,
+    the seeds for ±precision_points, for 80% power to support and to contradict, and what the
+    interval rules out."""
+    return pd.DataFrame([{
+        "comparison": p.label, "seeds": p.seeds, "mean d": f"{p.diff:+.1f}", "s.d. of d": f"{p.sd:.1f}",
+        "95% CI ±": f"{p.half:.1f}", f"seeds for ±{precision_points:g}": p.for_precision,
+        "seeds, 80% power to support": _seeds(p.to_support), "to contradict": _seeds(p.to_contradict),
+        "what the 95% CI leaves open": ruled_out(c),
+    } for p, c in zip(power_of(comparisons, alpha, precision_points), [c for c in comparisons if not c.one_seed])])
+
+
+def precision_summary(claim: Claim, alpha: float = ALPHA, precision_points: float = PRECISION_POINTS) -> str:
+    """One paragraph: is every comparison measured to ±precision_points, and how many seeds would
+    decide the claim (80% power per comparison at its observed mean and s.d.)."""
+    power = power_of(claim.comparisons, alpha, precision_points)
+    if not power:
+        return ""
+    k = power[0].seeds
+    support, against, precise = seeds_to_decide(power)
+    widest = max(power, key=lambda p: p.half)
+    measured = (f"every comparison is measured to ±{precision_points:g} points (widest 95% CI ±{widest.half:.1f}, "
+                f"{widest.label})" if widest.half <= precision_points else
+                f"not every comparison is measured to ±{precision_points:g} points: the widest 95% CI is "
+                f"±{widest.half:.1f} ({widest.label}); ±{precision_points:g} on every comparison needs {precise} seeds "
+                f"if the spread stays as measured")
+    if claim.outcome != "NOT SHOWN":
+        return f"*Precision ({k} seeds):* {measured}.\n"
+    ways = []
+    if support is not None:
+        ways.append(f"SUPPORTED at about {support} seeds ({max(0, support - k)} more)")
+    if against is not None:
+        ways.append(f"CONTRADICTED at about {against} seeds ({max(0, against - k)} more)")
+    decide = (" or ".join(ways) + ", each comparison at 80% power if its mean and s.d. stay as measured" if ways else
+              "no seed count is expected to decide it: a comparison sits on the wrong side of the claim's "
+              "boundary for support, and none lies far enough past it to contradict")
+    return f"*Precision ({k} seeds):* {measured}. *To decide:* {decide}.\n"
+
+
+def power_markdown(by_claim: dict[str, list[Comparison]], alpha: float = ALPHA,
+                   precision_points: float = PRECISION_POINTS) -> str:
+    """`abcl power`: per claim, the verdict its pooled comparisons reach, their precision and the
+    seeds that would decide it, then the power table of every comparison."""
+    parts = []
+    for number, comparisons in by_claim.items():
+        claim = Claim(f"Claim {number}", "", comparisons, verdict(comparisons, alpha))
+        parts.append(f"## Claim {number}: {claim.outcome} over {comparisons[0].seeds} seeds\n\n"
+                     + precision_summary(claim, alpha, precision_points) + "\n"
+                     + markdown(power_rows(comparisons, alpha, precision_points)))
+    return "\n".join(parts)
+
+
+def claim_markdown(claim: Claim, alpha: float = ALPHA, precision_points: float = PRECISION_POINTS) -> str:
+    """A claim's section body: what is compared, why the verdict, the numbers, each test, and the
+    precision and power of each comparison over seeds."""
+    body = [f"*Compared (fixed before the run):* {claim.planned}\n", f"*Why:* {claim.verdict.reason}.\n"]
+    if claim.note:
+        body.append(claim.note)
+    if claim.shown is not None and len(claim.shown):
+        body.append(f"{claim.shown_label}:\n\n" + markdown(claim.shown))
+    if claim.comparisons:
+        body.append(markdown(comparison_rows(claim.comparisons, claim.verdict)))
+    summary = precision_summary(claim, alpha, precision_points)
+    if summary:
+        body.append(summary)
+        body.append(markdown(power_rows(claim.comparisons, alpha, precision_points)))
+    return "\n".join(body)
 
 
 # ---------------------------------------------------------------- gradient masking
@@ -184,146 +189,7 @@ def autoattack_budget_check(group: pd.DataFrame, compared: str = "accuracy") -> 
 
 
 
-# ---------------------------------------------------------------- claims
-def _accuracy_grid(frame: pd.DataFrame, by: str, evaluations: list[str], name=str) -> pd.DataFrame:
-    """Accuracy (%) with its 95% CI: a row per value of ``by``, a column per evaluation."""
-    table = accuracy_stats(frame[frame.evaluation.isin(evaluations)], [by])
-    cells = {(row[by], row.evaluation): _interval(row) for _, row in table.iterrows()}
-    return pd.DataFrame([{by: name(value), **{e: cells.get((value, e), "") for e in evaluations}}
-                         for value in dict.fromkeys(table[by])])
-
-
-def _runs(frame: pd.DataFrame, evaluation: str, **match) -> pd.DataFrame:
-    keep = frame.evaluation == evaluation
-    for column, value in match.items():
-        keep &= frame[column] == value
-    return frame[keep]
-
-
-def _listing(values) -> str:
-    return ", ".join(f"{v:g}" for v in values)
-
-
-def claim_scale(fig2: pd.DataFrame, correct: Correct, alpha: float = ALPHA,
-                margin_points: float = MARGIN_POINTS) -> Claim:
-    """Claim 1: with the Cos-SCE basis, s = 4-5 is best and s > 8 degrades. Pre-specified: the
-    grid's s in [4, 5] (the one nearest 4.5) against each s > 8 (superiority) and against every
-    other s (not worse by more than the margin), at the middle budget of each attack and clean."""
-    text = ("Claim 1 (Fig. 2): with the SCE-based (Cos-SCE) basis, accuracy falls as s grows past ~5; "
-            "s = 4-5 is best; s > 8 degrades.")
-    fig2 = with_evaluation(fig2[(fig2.loss == "cos_sce") & fig2.attack.isin(PAPER_ATTACKS)])
-    scales = sorted(fig2.s.unique())
-    mid = min((s for s in scales if 4 <= s <= 5), key=lambda s: (abs(s - 4.5), s), default=None)
-    high = [s for s in scales if s > 8]
-    if mid is None or not high:
-        return _claim(text, f"needs a grid value of s in [4, 5] and one above 8; this grid has s = {_listing(scales)}",
-                      [], None, alpha)
-    others = [s for s in scales if s != mid and s not in high]
-    evaluations = ordered_evaluations(fig2, middle_only=True)
-    planned = (f"s = {mid:g} against each s > 8 ({_listing(high)}): higher; "
-               + (f"against every other s ({_listing(others)}): not worse by more than {margin_points:g} points; "
-                  if others else "")
-               + f"at {', '.join(evaluations)}.")
-    comparisons = []
-    for evaluation in evaluations:
-        ours = _runs(fig2, evaluation, s=mid)
-        comparisons += [compare_accuracy(f"s={mid:g} vs s={s:g}, {evaluation}", ours, _runs(fig2, evaluation, s=s),
-                                         correct) for s in high]
-        comparisons += [compare_accuracy(f"s={mid:g} vs s={s:g}, {evaluation}", ours, _runs(fig2, evaluation, s=s),
-                                         correct, NOT_WORSE, margin_points / 100) for s in others]
-    grid = _accuracy_grid(fig2, "s", evaluations, name=lambda s: f"{s:g}")
-    return _claim(text, planned, comparisons, grid, alpha)
-
-
-def claim_ab_repairs(fig1: pd.DataFrame, correct: Correct, alpha: float = ALPHA) -> Claim:
-    """Claim 2: plain HT-SCE (0, 0) degrades and ABCL's AB terms repair it. Pre-specified: ABCL's
-    (k1, k2) against (0, 0), superiority, at the middle budget of each attack and clean.
-    ``fig1`` is labelled by model: the plan names the (0, 0) run HT-SCE and the chosen one ABCL."""
-    named = fig1.drop_duplicates("model").set_index("model")
-    if not {HT_SCE, ABCL} <= set(named.index):
-        return _claim("Claim 2 (Fig. 1): HT-SCE at (k1, k2) = (0, 0) degrades; adding the AB terms repairs it.",
-                      "ABCL's (k1, k2) against (0, 0); this configuration's Fig. 1 grid lacks one of them", [], None,
-                      alpha)
-    k1, k2 = named.loc[ABCL, "k1"], named.loc[ABCL, "k2"]
-    text = f"Claim 2 (Fig. 1): HT-SCE at (k1, k2) = (0, 0) degrades; the AB terms at ({k1:g}, {k2:g}) repair it."
-    fig1 = with_evaluation(fig1[(fig1.loss == "ht_sce") & fig1.attack.isin(PAPER_ATTACKS)])
-    evaluations = ordered_evaluations(fig1, middle_only=True)
-    planned = f"ABCL ({k1:g}, {k2:g}) against HT-SCE (0, 0): higher, at {', '.join(evaluations)}."
-    comparisons = [compare_accuracy(f"ABCL vs HT-SCE, {e}", _runs(fig1, e, model=ABCL), _runs(fig1, e, model=HT_SCE),
-                                    correct) for e in evaluations]
-    grid = _accuracy_grid(fig1.assign(setting=[f"{a:g}/{b:g}" for a, b in zip(fig1.k1, fig1.k2)]), "setting",
-                          evaluations)
-    return _claim(text, planned, comparisons, grid.rename(columns={"setting": "k1/k2"}), alpha)
-
-
-SEPARATION_PAIRS = ((COSFACE, SCE), (ABCL, SCE), (ABCL, COSFACE))
-
-
-def claim_separation(scores: pd.DataFrame, knn_correct: dict[tuple[str, str], np.ndarray] | None = None,
-                     alpha: float = ALPHA) -> Claim:
-    """Claim 3: CosFace and ABCL features separate classes better than SCE, ABCL better than
-    CosFace, on every set. Pre-specified: the k-NN accuracy in the t-SNE plane (the figure's
-    reading), for the three pairs on each set. ``scores`` (separability, labelled by model, with
-    a seed column) gives per-seed accuracies; with one seed, ``knn_correct`` ((model, set) -> which
-    points k-NN got right, the same points for every model) gives McNemar's test on the points.
-    The silhouette of the 10-dim features is shown, not tested."""
-    text = ("Claim 3 (Fig. 3): CosFace and ABCL features separate classes better than SCE; ABCL shows fewer "
-            "overlaps than CosFace, also on the adversarial sets.")
-    scores = scores.assign(seed=scores.seed if "seed" in scores else 0)
-    sets = [s for s in dict.fromkeys(scores["set"])
-            if all(((scores.model == m) & (scores["set"] == s)).any() for m in (SCE, COSFACE, ABCL))]
-    planned = ("k-NN accuracy (5 neighbours, cross-validated) in each model's t-SNE plane, on "
-               f"{', '.join(sets) or 'no set'}: CosFace > SCE, ABCL > SCE, ABCL > CosFace.")
-    comparisons = []
-    for set_name in sets:
-        part = scores[scores["set"] == set_name]
-        for x, y in SEPARATION_PAIRS:
-            a, b = (part[part.model == m].set_index("seed").tsne_knn_accuracy for m in (x, y))
-            label = f"{x} vs {y}, {set_name}"
-            if len(set(a.index) & set(b.index)) >= 2:
-                comparisons.append(compare_seeds(label, a, b))
-            elif knn_correct is not None and (x, set_name) in knn_correct and (y, set_name) in knn_correct:
-                comparisons.append(mcnemar(label, knn_correct[(x, set_name)], knn_correct[(y, set_name)]))
-            else:
-                raise ABCLError(f"claim 3 with one seed compares points: pass the t-SNE embeddings of {x} and {y}")
-    shown = scores[scores["set"].isin(sets)].groupby(["model", "set"], sort=False).agg(
-        knn=("tsne_knn_accuracy", "mean"), silhouette=("silhouette", "mean"), seeds=("seed", "nunique"))
-    accuracies = pd.DataFrame([{"set": s, **{f"{m} kNN % (silhouette)": f"{_pct(shown.loc[(m, s), 'knn'])} "
-                                             f"({shown.loc[(m, s), 'silhouette']:.2f})" for m in (SCE, COSFACE, ABCL)}}
-                               for s in sets])
-    return _claim(text, planned, comparisons, accuracies, alpha,
-                  shown="k-NN accuracy in the t-SNE plane (%) and silhouette of the features, mean over seeds")
-
-
-def _masking_note(masking: pd.DataFrame | None, models: tuple[str, ...]) -> str:
-    """The compared models' masking flags, named beside a verdict built on FGSM/BIM."""
-    if masking is None or not len(masking):
-        return ""
-    flagged = masking[masking.model.isin(models) & masking.masking_suspected]
-    if not len(flagged):
-        return "*Masking:* none of the compared models shows a masking flag.\n"
-    lines = [f"- {row.model} seed {row.seed}: {row.flags}" for row in flagged.itertuples()]
-    return ("*Masking:* FGSM and BIM may overestimate the robustness of these models (masking.csv), so a "
-            "verdict on FGSM/BIM alone may not stand under stronger attacks:\n\n" + "\n".join(lines) + "\n")
-
-
-def claim_robustness(table_evals: pd.DataFrame, correct: Correct, masking: pd.DataFrame | None = None,
-                     alpha: float = ALPHA) -> Claim:
-    """Claim 4: ABCL is more robust to FGSM and BIM than SCE and CosFace (``table_evals``
-    labelled by model). Pre-specified: ABCL against each, superiority, at the middle budget of
-    FGSM and BIM under each norm."""
-    text = "Claim 4 (table): ABCL is more robust to FGSM and BIM than SCE and CosFace."
-    frame = with_evaluation(table_evals[table_evals.attack.isin(PAPER_NAMES)])
-    evaluations = ordered_evaluations(frame, middle_only=True)
-    planned = f"ABCL against SCE and against CosFace: higher, at {', '.join(evaluations)}."
-    comparisons = [compare_accuracy(f"ABCL vs {other}, {e}", _runs(frame, e, model=ABCL), _runs(frame, e, model=other),
-                                    correct)
-                   for e in evaluations for other in (SCE, COSFACE)
-                   if {ABCL, other} <= set(frame.model[frame.evaluation == e])]
-    grid = _accuracy_grid(frame[frame.model.isin([SCE, COSFACE, ABCL])], "model", evaluations)
-    return _claim(text, planned, comparisons, grid, alpha, _masking_note(masking, (SCE, COSFACE, ABCL)))
-
-
+# ---------------------------------------------------------------- claims.md
 FULL_TRAIN_SIZE = 60_000  # MNIST's and Fashion-MNIST's training sets
 
 
@@ -336,43 +202,19 @@ def data_note(dataset: str, n_train: int) -> str:
             "nets, grids and attacks on full MNIST on a CPU (docs/evaluation.md: \"What each configuration can show\").\n")
 
 
-ADVERSARIAL_CLAIM = "Claim 5 (ours, beyond the paper): ABCL adds robustness on top of adversarial training."
-
-
-def claim_adversarial(evals: pd.DataFrame, correct: Correct, alpha: float = ALPHA) -> Claim:
-    """Claim 5: under each training method, ABCL is more robust than every other loss trained the
-    same way. Pre-specified: ABCL against each, superiority, under AutoAttack L∞ at each of its
-    budgets (the paper's BIM L∞ where no AutoAttack ran)."""
-    strongest = "autoattack" if (evals.attack == "autoattack").any() else "bim"
-    frame = with_evaluation(evals[(evals.attack == strongest) & (evals.norm == "linf")])
-    frame = frame.assign(base=[split_method(m)[0] for m in frame.model], method=[split_method(m)[1] for m in frame.model])
-    evaluations = ordered_evaluations(frame)
-    comparisons, methods = [], []
-    for method in dict.fromkeys(frame.method):
-        others = [b for b in dict.fromkeys(frame.base[frame.method == method]) if b != ABCL]
-        if ABCL not in set(frame.base[frame.method == method]):
-            continue
-        methods.append(method)
-        comparisons += [compare_accuracy(f"ABCL vs {other} ({method}), {e}", _runs(frame, e, model=f"{ABCL} {method}"),
-                                         _runs(frame, e, model=f"{other} {method}"), correct)
-                        for e in evaluations for other in others]
-    planned = (f"under each training method ({', '.join(methods) or 'none'}), ABCL against every other loss "
-               f"trained the same way: higher, at {', '.join(evaluations)}.")
-    grid = _accuracy_grid(frame, "model", evaluations)
-    return _claim(ADVERSARIAL_CLAIM, planned, comparisons, grid, alpha)
-
-
-def adversarial_report(evals: pd.DataFrame, correct: Correct, alpha: float = ALPHA) -> str:
+def adversarial_report(evals: pd.DataFrame, correct: Correct, alpha: float = ALPHA,
+                       precision_points: float = PRECISION_POINTS) -> str:
     """adversarial.md: the adversarially trained models' table and claim 5's verdict."""
     first = evals.iloc[0]
-    statement, outcome, body, _ = claim_adversarial(evals, correct, alpha)
+    claim = claims.adversarial(evals, correct, alpha)
     return ("# Adversarial training with each loss\n\n"
             f"Trained on L∞ adversarial examples (ε = {first.adv_eps:g}, {int(first.adv_steps)} steps of "
             f"{first.adv_step_size:g}) for {int(first.epochs)} epochs; {int(evals.seed.nunique())} seed(s), "
             f"{int(first.n)} test images, dataset {first.dataset}, net {first.arch}. {TRAINING_LENGTH_NOTE} "
             "Accuracy (%) on the test set, mean ± s.d. over seeds.\n\n"
             + tables_markdown(robustness_tables(evals))
-            + f"\n## {statement}\n\n**Verdict: {outcome}**\n\n{rule(alpha)}\n{body}")
+            + f"\n## {claim.statement}\n\n**Verdict: {claim.outcome}**\n\n{rule(alpha)}\n"
+            + claim_markdown(claim, alpha, precision_points))
 
 
 # how long the references train their robust MNIST models: ours are far shorter
@@ -380,18 +222,32 @@ TRAINING_LENGTH_NOTE = ("The references train far longer: Madry et al.'s MNIST m
                         "iterations of 50 images), TRADES' 100 epochs; robust accuracy here is that of short training.")
 
 
-def claims_report(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFrame, scores: pd.DataFrame,
-                  masking: pd.DataFrame | None, correct: Correct, data_note: str = "",
-                  adversarial: pd.DataFrame | None = None, adversarial_note: str = "",
-                  knn_correct: dict[tuple[str, str], np.ndarray] | None = None, alpha: float = ALPHA,
-                  margin_points: float = MARGIN_POINTS) -> str:
-    """claims.md; ``fig1``, ``table_evals`` and ``adversarial`` labelled by model (the plan's
-    names), ``correct`` the models' per-image results for one-seed comparisons. Without
-    adversarial evaluations claim 5 shows ``adversarial_note`` (where it is built) instead."""
-    sections = [claim_scale(fig2, correct, alpha, margin_points), claim_ab_repairs(fig1, correct, alpha),
-                claim_separation(scores, knn_correct, alpha), claim_robustness(table_evals, correct, masking, alpha)]
-    if adversarial is not None:
-        sections.append(claim_adversarial(adversarial, correct, alpha))
+def summary_markdown(found: list[Claim], alpha: float = ALPHA, precision_points: float = PRECISION_POINTS) -> str:
+    """The verdicts at a glance, with each claim's precision and the seeds that would decide it."""
+    rows = []
+    for claim in found:
+        power = power_of(claim.comparisons, alpha, precision_points)
+        support, against, precise = seeds_to_decide(power)
+        widest = f"{max(p.half for p in power):.1f}" if power else "— (one seed)"
+        rows.append({"claim": claim.statement.split(":", 1)[0], "verdict": claim.outcome,
+                     "comparisons": len(claim.comparisons), "widest 95% CI ± (points)": widest,
+                     f"seeds for ±{precision_points:g}": precise if power else "—",
+                     "seeds to support (80% power)": _seeds(support) if power else "—",
+                     "seeds to contradict (80% power)": _seeds(against) if power else "—"})
+    return ("## Summary\n\nEach claim's verdict, the widest 95% CI among its comparisons, and the seeds a power "
+            "analysis of these per-seed differences asks for (`abcl power`, docs/evaluation.md): for a 95% CI of "
+            f"±{precision_points:g} points on every comparison (`claims.precision_points`), and for 80% power, per "
+            "comparison at its observed mean and s.d., to support the claim (every comparison must) or to "
+            "contradict it (one suffices; Holm's first step). A decided claim needs no more.\n\n"
+            + markdown(pd.DataFrame(rows)))
+
+
+def claims_report(found: list[Claim], table_evals: pd.DataFrame, masking: pd.DataFrame | None,
+                  data_note: str = "", adversarial_note: str = "", alpha: float = ALPHA,
+                  precision_points: float = PRECISION_POINTS) -> str:
+    """claims.md from the claims of :func:`abcl.claims.paper_claims` (``table_evals`` gives the
+    seeds and test images named at the top). Without claim 5 among them, its section shows
+    ``adversarial_note`` (where it is built) instead."""
     seeds = sorted(table_evals.seed.unique())
     n_test = int(table_evals.n[table_evals.attack == "clean"].iloc[0])
     parts = [
@@ -402,11 +258,14 @@ def claims_report(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFr
         "test images when there is one seed).\n",
         rule(alpha),
         *([data_note] if data_note else []),
+        summary_markdown(found, alpha, precision_points),
     ]
-    for statement, outcome, body, _ in sections:
-        parts.append(f"## {statement}\n\n**Verdict: {outcome}**\n\n{body}")
-    if adversarial is None and adversarial_note:
-        parts.append(f"## {ADVERSARIAL_CLAIM}\n\n**Verdict: NOT RUN in this target.** {adversarial_note}\n")
+    for claim in found:
+        parts.append(f"## {claim.statement}\n\n**Verdict: {claim.outcome}**\n\n"
+                     + claim_markdown(claim, alpha, precision_points))
+    adversarial = any(claim.statement == claims.ADVERSARIAL_CLAIM for claim in found)
+    if not adversarial and adversarial_note:
+        parts.append(f"## {claims.ADVERSARIAL_CLAIM}\n\n**Verdict: NOT RUN in this target.** {adversarial_note}\n")
     if masking is not None and len(masking):
         flagged = masking[masking.masking_suspected]
         parts.append("## Gradient masking\n\n" + (
@@ -532,10 +391,30 @@ def replace_generated_block(text: str, block: str) -> str:
     return f"{head}{README_BEGIN}\n{block}{README_END}{rest.split(README_END, 1)[1]}"
 
 
+SEEDS_ROW = "seeds of the compared models"
+TIME_ROW = "compute: the jobs' own times, summed"
+
+
+def found_seeds(folder: Path) -> list[int]:
+    """The seeds of a finished run's table models (its table.csv's widest seed count is theirs)."""
+    return sorted({int(p.name.split("~")[1]) for p in (folder / "models").glob("loss~*/*/*/*/*/seed~*")
+                   if (p / "eval.csv").exists()})
+
+
+def job_time(folder: Path) -> str:
+    """The summed wall time of every job of a run, from Snakemake's benchmark files (on 2 cores
+    the clock shows about half of it; a resumed run counts each finished job once)."""
+    seconds = sum(float(pd.read_csv(path, sep="\t").s.iloc[-1]) for path in folder.rglob("*.tsv")
+                  if path.name.endswith("benchmark.tsv") or path.parent.name == "benchmarks")
+    jobs = sum(1 for path in folder.rglob("*.tsv") if path.name.endswith("benchmark.tsv")
+               or path.parent.name == "benchmarks")
+    return f"{seconds / 60:.0f} min in {jobs} jobs"
+
+
 def configurations_markdown(results_dirs: list[Path]) -> str:
     """The verdicts and the headline accuracies of several workflow runs side by side (README's
     "What each configuration can show"), from each run's claims.md, table.csv and dataset record."""
-    verdicts, numbers, columns, shown = {}, [], [], []
+    verdicts, facts, numbers, columns, shown = {}, {}, [], [], []
     for folder in map(Path, results_dirs):
         records = sorted((folder / "data").glob("*.json"))
         if not records or not (folder / "claims.md").exists():
@@ -548,6 +427,8 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
             found |= claim_verdicts((folder / "adversarial.md").read_text())
         for claim, outcome in found.items():
             verdicts.setdefault(CLAIM_LABELS.get(claim, claim), {})[column] = outcome
+        facts.setdefault(SEEDS_ROW, {})[column] = str(len(found_seeds(folder)))
+        facts.setdefault(TIME_ROW, {})[column] = job_time(folder)
         table = pd.read_csv(folder / "table.csv")
         # an AutoAttack label carries its budget: "AutoAttack L∞ ε=0.2 (10 it., 500 q.)"
         summary = table.evaluation.isin(SUMMARY_EVALUATIONS) | table.evaluation.str.startswith(
@@ -560,8 +441,9 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
             row.update({e: _pct(v) + (f" ({k} seed{'s' * (k > 1)})" if k < most else "")
                         for e, v, k in zip(group.evaluation, group["mean"], group.seeds)})
             numbers.append(row)
-    claims = pd.DataFrame([{"claim": claim, **by_column} for claim, by_column in verdicts.items()],
+    claims = pd.DataFrame([{"claim": claim, **by_column} for claim, by_column in {**verdicts, **facts}.items()],
                           columns=["claim", *columns]).fillna("not run")
     order = [label for e in SUMMARY_EVALUATIONS for label in dict.fromkeys(shown) if label.split(" (")[0] == e]
     accuracy = pd.DataFrame(numbers, columns=["run", "model", *order]).astype(object).fillna("")
     return markdown(claims) + "\nAccuracy (%), mean over seeds (`table.csv`):\n\n" + markdown(accuracy)
+

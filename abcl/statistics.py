@@ -107,10 +107,19 @@ class Comparison:
     p_support: float  # one-sided, unadjusted
     p_against: float
     test: str  # the test, named, with its inputs
+    sd: float = float("nan")  # s.d. of the per-seed differences (nan with one seed)
+    # (seed, accuracy of A, accuracy of B) per common seed: what `abcl power` pools across runs
+    per_seed: tuple[tuple[int, float, float], ...] = ()
 
     @property
     def one_seed(self) -> bool:
         return self.seeds < 2
+
+    @property
+    def shift(self) -> float:
+        """The mean difference measured from the claim's boundary: d for superiority, d + delta
+        for "not worse" (positive: on the claim's side)."""
+        return self.diff + (self.margin if self.kind == NOT_WORSE else 0.0)
 
 
 def compare_seeds(label: str, a: pd.Series, b: pd.Series, kind: str = SUPERIOR, margin: float = 0.0) -> Comparison:
@@ -136,7 +145,8 @@ def compare_seeds(label: str, a: pd.Series, b: pd.Series, kind: str = SUPERIOR, 
         p_against = 0.5 ** k if shift < 0 else 1.0
         low = high = mean
         test = f"sign test over {k} seeds (the same difference in each)"
-    return Comparison(label, kind, margin, k, mean, float(low), float(high), p_support, p_against, test)
+    per_seed = tuple((int(seed), float(a.loc[seed]), float(b.loc[seed])) for seed in seeds)
+    return Comparison(label, kind, margin, k, mean, float(low), float(high), p_support, p_against, test, sd, per_seed)
 
 
 def mcnemar(label: str, right_a: np.ndarray, right_b: np.ndarray, kind: str = SUPERIOR,
@@ -216,3 +226,98 @@ def power_note(seeds: int, alpha: float = ALPHA) -> str:
     needed = float(stats.t.isf(alpha / 2, seeds - 1))
     return (f"with {seeds} seeds each comparison needs t > {needed:.2f}, i.e. a mean difference above "
             f"{needed / math.sqrt(seeds):.2f} times the s.d. of the per-seed differences")
+
+
+# ---------------------------------------------------------------- precision and power
+POWER = 0.8
+MAX_SEEDS = 10_000  # beyond this a comparison counts as undecidable by seeds
+
+
+def half_width(sd: float, seeds: int) -> float:
+    """Half-width of the 95% t-interval of a mean over ``seeds`` values of s.d. ``sd``."""
+    return float(stats.t.isf(0.025, seeds - 1) * sd / math.sqrt(seeds)) if seeds >= 2 else float("inf")
+
+
+def seeds_for_half_width(sd: float, points: float) -> int:
+    """The fewest seeds whose 95% CI half-width, t(0.975, k-1) * sd / sqrt(k), is at most
+    ``points`` (a fraction, like ``sd``), if the s.d. stays as measured."""
+    if not sd > 0:
+        return 2
+    k = 2
+    while half_width(sd, k) > points and k < MAX_SEEDS:
+        k += 1
+    return k
+
+
+def seeds_for_power(shift: float, sd: float, level: float, power: float = POWER) -> int | None:
+    """Seeds for a one-sided paired t-test at ``level`` to reject with probability ``power`` when
+    the true shift is the one measured (effect size |shift| / sd; statsmodels' TTestPower, the
+    one-sample t-test a paired test is). None when the shift is zero or the seeds would exceed
+    MAX_SEEDS."""
+    from statsmodels.stats.power import TTestPower  # 0.3 s to import: only where power is asked
+    if not (sd > 0 and shift):
+        return 2 if shift and sd == 0 else None
+    effect, test = abs(shift) / sd, TTestPower()
+    if test.power(effect_size=effect, nobs=2, alpha=level, alternative="larger") >= power:
+        return 2  # the root finder has no solution below the smallest paired test
+    try:
+        n = float(np.atleast_1d(test.solve_power(effect_size=effect, alpha=level, power=power,
+                                                 alternative="larger"))[0])
+    except (ValueError, RuntimeError):
+        return None
+    return math.ceil(n) if math.isfinite(n) and n <= MAX_SEEDS else None
+
+
+@dataclass(frozen=True)
+class Power:
+    """What one comparison's seeds measure and what more seeds would buy (points, not fractions)."""
+
+    label: str
+    seeds: int
+    diff: float
+    sd: float
+    half: float  # the 95% CI half-width now
+    for_precision: int  # seeds for a half-width <= the precision asked
+    to_support: int | None  # seeds for 80% power to support the claim at its level (None: not on its side)
+    to_contradict: int | None  # seeds for 80% power to go against it at Holm's first step
+
+
+def power_of(comparisons: list[Comparison], alpha: float = ALPHA, precision_points: float = 3.0) -> list[Power]:
+    """Per comparison over seeds: its precision now, the seeds for a 95% CI half-width of
+    ``precision_points``, and the seeds for 80% power at the observed mean and s.d. to reach the
+    rule's level: alpha / 2 for the claim (the intersection-union test has no correction),
+    alpha / (2 m) against it (Holm's first step over the claim's m comparisons)."""
+    m = len(comparisons)
+    rows = []
+    for c in comparisons:
+        if c.one_seed:
+            continue
+        support = seeds_for_power(c.shift, c.sd, alpha / 2) if c.shift > 0 else None
+        against = seeds_for_power(c.shift, c.sd, alpha / (2 * m)) if c.shift < 0 else None
+        rows.append(Power(c.label, c.seeds, 100 * c.diff, 100 * c.sd, 100 * half_width(c.sd, c.seeds),
+                          seeds_for_half_width(c.sd, precision_points / 100), support, against))
+    return rows
+
+
+def seeds_to_decide(power: list[Power]) -> tuple[int | None, int | None, int]:
+    """For a claim: the seeds at which, each comparison at 80% power at its observed difference,
+    it would be SUPPORTED (every comparison must support: the largest; None when one is not on the
+    claim's side) or CONTRADICTED (one against suffices: the smallest; None when none is against),
+    and the seeds that measure every comparison to the precision asked."""
+    support = None if any(p.to_support is None for p in power) else max((p.to_support for p in power), default=None)
+    against = min((p.to_contradict for p in power if p.to_contradict is not None), default=None)
+    return support, against, max((p.for_precision for p in power), default=2)
+
+
+def ruled_out(c: Comparison) -> str:
+    """What a comparison's 95% CI rules out, in words: "ABCL is at most 1.2 points above CosFace
+    under BIM L∞ ε=0.2"."""
+    a, rest = c.label.split(" vs ", 1)
+    b, where = rest.rsplit(", ", 1) if ", " in rest else (rest, "")
+    low, high = 100 * c.low, 100 * c.high
+    at = f" at {where}" if where else ""
+    if low > 0:
+        return f"{a} is {low:.1f} to {high:.1f} points above {b}{at}"
+    if high < 0:
+        return f"{a} is {-high:.1f} to {-low:.1f} points below {b}{at}"
+    return f"{a} is at most {high:.1f} points above and at most {-low:.1f} points below {b}{at}"

@@ -35,7 +35,7 @@ from common import write_results  # benchmarks/common.py, beside this script
 from abcl.config import ABCL, COSFACE, HT_SCE, SCE, attack_specs, experiment_plan, load_config, middle_budgets
 from abcl.data import load_dataset, load_prepared, save_dataset
 from abcl.evaluate import evaluate
-from abcl.report import claim_ab_repairs, claim_adversarial, claim_robustness, claim_scale, claim_separation
+from abcl.claims import ab_repairs, adversarial, robustness, scale, separation
 from abcl.statistics import CONTRADICTED, SUPERIOR, SUPPORTED
 from abcl.tables import save_correct
 from abcl.train import load_model, train_model
@@ -114,14 +114,14 @@ CLAIMS = {
     # claim: (roles as relabel settings, the verdict function over the relabelled frames); with two or
     # more seeds per role no comparison reads per-image results, so none are passed
     "1 (Fig. 2: scale)": ([{"loss": "cos_sce", "s": s, "model": f"Cos-SCE s={s:g}"} for s in (1.0, 4.0, 8.0, 16.0)],
-                          lambda frames, alpha: claim_scale(pd.concat(frames), {}, alpha)),
+                          lambda frames, alpha: scale(pd.concat(frames), {}, alpha)),
     "2 (Fig. 1: AB terms)": ([{"loss": "ht_sce", "k1": 0.0, "k2": 0.0, "model": HT_SCE},
                               {"loss": "ht_sce", "k1": 512.0, "k2": 64.0, "model": ABCL}],
-                             lambda frames, alpha: claim_ab_repairs(pd.concat(frames), {}, alpha)),
+                             lambda frames, alpha: ab_repairs(pd.concat(frames), {}, alpha)),
     "4 (table: FGSM/BIM)": ([{"model": SCE}, {"model": COSFACE}, {"model": ABCL}],
-                            lambda frames, alpha: claim_robustness(pd.concat(frames), {}, None, alpha)),
+                            lambda frames, alpha: robustness(pd.concat(frames), {}, None, alpha)),
     "5 (adversarial training)": ([{"model": f"{m} PGD-AT"} for m in (SCE, COSFACE, ABCL)],
-                                 lambda frames, alpha: claim_adversarial(pd.concat(frames), {}, alpha)),
+                                 lambda frames, alpha: adversarial(pd.concat(frames), {}, alpha)),
 }
 
 
@@ -144,7 +144,7 @@ def calibrate(pool: pd.DataFrame, scores: pd.DataFrame | None, per_role: int, li
         for deal in deals(pool_seeds, len(roles), per_role, limit, rng):
             if judge is None:  # claim 3: per-seed k-NN scores
                 frames = [relabel(scores, seeds, **role) for seeds, role in zip(deal, roles)]
-                found = claim_separation(pd.concat(frames), None, alpha)
+                found = separation(pd.concat(frames), None, alpha)
             else:
                 frames = [relabel(pool, seeds, **role) for seeds, role in zip(deal, roles)]
                 found = judge(frames, alpha)

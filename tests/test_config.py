@@ -183,6 +183,24 @@ def test_kurakin_schedule_records_the_steps_it_runs():
         assert build_attack(model, spec).steps == torchattacks.BIM(model, eps=spec.eps, steps=0).steps
 
 
+def test_plan_gives_fewer_seeds_only_to_models_no_claim_reads():
+    from abcl.config import experiment_plan
+    config = validate_config(with_change("seeds", list(range(6))))
+    config["eval"]["figure_seeds"], config["adversarial"]["seeds"] = 2, 1
+    plan = experiment_plan(config)
+
+    def seeds(name):
+        return sorted(run.seed for run in plan.runs if run.name == name)
+    # Fig. 1's inner grid points are drawn, never compared: the first two seeds
+    assert seeds("HT-SCE+AB 0/64") == seeds("HT-SCE+AB 512/0") == [0, 1]
+    # every model a claim compares keeps every seed: HT-SCE 0/0 and ABCL (claim 2), Fig. 2 (claim 1), the table
+    for name in ("HT-SCE", "ABCL", "SCE", "CosFace", "Cos-SCE s=1", "Cos-SCE s=16"):
+        assert seeds(name) == list(range(6)), name
+    assert seeds("ABCL PGD-AT") == [0]
+    # claim 3 over seeds: with embed.every_seed every seed's SCE, CosFace and ABCL are embedded
+    assert len(plan.for_output("fig3")) == (18 if config["embed"]["every_seed"] else 3)
+
+
 def test_plan_names_each_model_once_and_gives_adaptive_attacks_to_the_table_only():
     from abcl.config import experiment_plan
     one_seed = with_change("seeds", [0])
@@ -201,7 +219,9 @@ def test_plan_names_each_model_once_and_gives_adaptive_attacks_to_the_table_only
 
 def test_seeds_multiply_the_plan_and_extra_seeds_get_the_middle_budgets_only():
     from abcl.config import experiment_plan
-    plan = experiment_plan(validate_config(GOOD))  # seeds [0, 1, 2], eval.full_seeds 1
+    three = with_change("seeds", [0, 1, 2])
+    three["embed"]["every_seed"] = False
+    plan = experiment_plan(validate_config(three))  # eval.full_seeds 1
     assert len([run for run in plan.runs if "adversarial" not in run.outputs]) == 30
     table = plan.for_output("table")
     assert [(r.name, r.seed) for r in table[:3]] == [("SCE", 0), ("SCE", 1), ("SCE", 2)]
@@ -213,7 +233,8 @@ def test_seeds_multiply_the_plan_and_extra_seeds_get_the_middle_budgets_only():
     assert {k: v["eps"] for k, v in cos_sce.attacks.items()} == {
         "fgsm_linf": [0.2], "bim_linf": [0.2], "fgsm_l2": [2.0], "bim_l2": [2.0]}
     assert [r.seed for r in plan.for_output("fig3")] == [0, 0, 0]
-    every = experiment_plan(validate_config(with_change("embed/every_seed", True)))
+    three["embed"]["every_seed"] = True
+    every = experiment_plan(validate_config(three))
     assert [r.seed for r in every.for_output("fig3")] == [0, 1, 2] * 3
     every_full = experiment_plan(validate_config(with_change("eval/full_seeds", None)))
     assert all("pgd_linf" in r.attacks for r in every_full.for_output("table"))

@@ -13,7 +13,8 @@ from abcl import ABCLError
 from abcl.attacks import perturb
 from abcl.config import AttackSpec, TrainConfig, attack_specs
 from abcl.evaluate import evaluate_model, gradient_report
-from abcl.report import claim_robustness, claim_scale, claims_report, masking_report
+from abcl.claims import ab_repairs, compare_accuracy, paper_claims, robustness, scale, separation
+from abcl.report import claim_markdown, claims_report, masking_report
 from abcl.data import as_float_images
 from abcl.train import load_model, train_model
 
@@ -151,7 +152,7 @@ def table_models(abcl_fgsm, seeds=(0, 1, 2, 3, 4)):
 
 def test_claim_verdict_follows_the_numbers():
     def verdict(evals):
-        return claim_robustness(evals, fake_correct(evals))[1]
+        return robustness(evals, fake_correct(evals)).outcome
     assert verdict(table_models(abcl_fgsm=0.75).query("attack != 'bim'")) == "SUPPORTED"
     assert verdict(table_models(abcl_fgsm=0.30).query("attack != 'bim'")) == "CONTRADICTED"
     assert verdict(table_models(abcl_fgsm=0.75)) == "NOT SHOWN"  # BIM is the same for all three models
@@ -165,17 +166,18 @@ def test_claim_4_compares_the_middle_budgets_and_names_masking_flags():
     masking = pd.DataFrame([{"model": "CosFace", "seed": 0, "masking_suspected": True,
                              "flags": "FGSM beats BIM (linf eps=0.2)"},
                             {"model": "SCE", "seed": 0, "masking_suspected": False, "flags": ""}])
-    claim = claim_robustness(evals, fake_correct(evals), masking)
+    claim = robustness(evals, fake_correct(evals), masking)
     assert {c.label for c in claim.comparisons} == {
         f"ABCL vs {m}, {a} L∞ ε=0.2" for m in ("SCE", "CosFace") for a in ("FGSM", "BIM")}
-    assert "- CosFace seed 0: FGSM beats BIM (linf eps=0.2)" in claim.body and "SCE seed 0" not in claim.body
+    body = claim_markdown(claim)
+    assert "- CosFace seed 0: FGSM beats BIM (linf eps=0.2)" in body and "SCE seed 0" not in body
 
 
 def test_scale_claim_follows_the_numbers():
     def verdict(accuracy_of_s, seeds=(0, 1, 2, 3, 4)):
         evals = fake_evals({("cos_sce", 0, 0, s, seed): {("clean", "none", 0.0): acc + NOISE[seed] * (s / 16)}
                             for s, acc in accuracy_of_s.items() for seed in seeds}, n=10_000)
-        return claim_scale(evals, fake_correct(evals))
+        return scale(evals, fake_correct(evals))
     supported = verdict({1: 0.95, 4: 0.99, 8: 0.99, 16: 0.90})
     assert supported.outcome == "SUPPORTED"
     # s = 4 against 16 (higher) and against 1 and 8 (not worse by more than 2 points): pre-specified
@@ -183,7 +185,7 @@ def test_scale_claim_follows_the_numbers():
     assert verdict({1: 0.99, 4: 0.95, 8: 0.97, 16: 0.99}).outcome == "CONTRADICTED"
     assert verdict({1: 0.95, 4: 0.99, 8: 0.97, 16: 0.90}, seeds=(0,)).outcome == "NOT SHOWN"
     unmeasurable = verdict({1: 0.99, 8: 0.97})
-    assert unmeasurable.outcome == "NOT SHOWN" and "needs a grid value of s in [4, 5]" in unmeasurable.body
+    assert unmeasurable.outcome == "NOT SHOWN" and "needs a grid value of s in [4, 5]" in claim_markdown(unmeasurable)
 
 
 def test_claims_report_is_complete_markdown():
@@ -197,7 +199,7 @@ def test_claims_report_is_complete_markdown():
                            for m, acc, sign in (("SCE", 0.6, 1), ("CosFace", 0.8, -1), ("ABCL", 0.97, 0.5))
                            for st in ("train", "test") for seed in range(5)])
     correct = fake_correct(pd.concat([evals, fig1, fig2]))
-    text = claims_report(fig1, fig2, evals, scores, None, correct)
+    text = claims_report(paper_claims(fig1, fig2, evals, scores, None, correct), evals, None)
     assert "paired t-test over 5 seeds" in text and "McNemar exact on 1000 items" in text
     assert text.count("**Verdict: ") == 4 and "Holm" in text and "NOT SHOWN" in text
     assert "## Claim 3" in text and "**Verdict: SUPPORTED**" in text
@@ -205,22 +207,20 @@ def test_claims_report_is_complete_markdown():
 
 
 def test_separation_claim_pairs_points_with_one_seed_and_seeds_otherwise():
-    from abcl.report import claim_separation
     knn = {"SCE": 0.80, "CosFace": 0.88, "ABCL": 0.95}
     over_seeds = pd.DataFrame([{"model": m, "set": "test", "n": 1000, "silhouette": 0.5, "seed": seed,
                                 "tsne_knn_accuracy": knn[m] + sign * NOISE[seed]}
                                for m, sign in zip(knn, (1, -1, 0.5)) for seed in range(5)])
-    assert claim_separation(over_seeds).outcome == "SUPPORTED"
+    assert separation(over_seeds).outcome == "SUPPORTED"
     one = over_seeds[over_seeds.seed == 0]
     points = {(m, "test"): np.arange(1000) < round(1000 * knn[m]) for m in knn}
-    paired = claim_separation(one, points)
+    paired = separation(one, points)
     assert paired.outcome == "NOT SHOWN" and paired.comparisons[0].test.startswith("McNemar exact on 1000 items: 80 vs 0")
     with pytest.raises(ABCLError, match="pass the t-SNE embeddings"):
-        claim_separation(one)
+        separation(one)
 
 
 def test_a_comparison_of_one_seed_is_mcnemar_on_the_same_images():
-    from abcl.report import compare_accuracy
     one = fake_evals({("sce", 0, 0, 0, 0): {("fgsm", "linf", 0.2): 0.50},
                       ("cosface", 0, 0, 5, 0): {("fgsm", "linf", 0.2): 0.56}}, n=1000)
     a, b = (one[one.loss == loss] for loss in ("cosface", "sce"))
@@ -291,18 +291,17 @@ def test_table_refuses_two_configurations_under_one_name(tmp_path):
 
 
 def test_claim_2_compares_abcl_with_plain_ht_sce_found_by_their_plan_names():
-    from abcl.report import claim_ab_repairs
     grid = {(k1, k2): 0.9 if (k1, k2) == (0, 0) else 0.98 for k1 in (0, 256, 512) for k2 in (0, 32, 64)}
     fig1 = fake_evals({("ht_sce", k1, k2, 5, seed): {("clean", "none", 0.0): acc + (k1 - 200) / 200 * NOISE[seed]}
                        for (k1, k2), acc in grid.items() for seed in range(3)}, n=10_000)
     correct = fake_correct(fig1)
-    claim = claim_ab_repairs(fig1, correct)
+    claim = ab_repairs(fig1, correct)
     assert claim.outcome == "SUPPORTED" and "(512, 64) repair it" in claim.statement
     assert [c.label for c in claim.comparisons] == ["ABCL vs HT-SCE, clean"]  # pre-specified: no best-of-grid
     fig1.loc[fig1.k1 == 256, "model"] = fig1.loc[fig1.k1 == 256, "model"].where(fig1.k2 != 32, "ABCL")
     fig1.loc[(fig1.k1 == 512) & (fig1.k2 == 64), "model"] = "HT-SCE+AB 512/64"
-    assert "(256, 32) repair it" in claim_ab_repairs(fig1, correct).statement  # a config's own ABCL setting
-    assert claim_ab_repairs(fig1[fig1.model != "ABCL"], correct).outcome == "NOT SHOWN"
+    assert "(256, 32) repair it" in ab_repairs(fig1, correct).statement  # a config's own ABCL setting
+    assert ab_repairs(fig1[fig1.model != "ABCL"], correct).outcome == "NOT SHOWN"
 
 
 def fake_run(folder, dataset, n_train, verdicts, abcl_fgsm):
@@ -363,7 +362,8 @@ def test_adversarial_report_compares_abcl_with_each_loss_under_each_training_met
     text = adversarial_report(evals, fake_correct(evals))
     assert "| SCE PGD-AT " in text and "| ABCL TRADES " in text and "2 steps of 0.375) for 8 epochs" in text
     assert "Madry et al.'s MNIST model ≈ 83 epochs" in text
-    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ABCL vs SCE")}
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines()
+            if line.startswith("| ABCL vs SCE") and "t-test" in line}  # the comparison table, not the power table
     assert "paired t-test over 5 seeds" in rows["ABCL vs SCE (PGD-AT), AutoAttack L∞ ε=0.3 (10 it., 500 q.)"]
     assert rows["ABCL vs SCE (PGD-AT), AutoAttack L∞ ε=0.3 (10 it., 500 q.)"].rstrip(" |").endswith("supports")
     assert rows["ABCL vs SCE (TRADES), AutoAttack L∞ ε=0.3 (10 it., 500 q.)"].rstrip(" |").endswith("neither")
@@ -418,3 +418,37 @@ def test_autoattack_budget_check_compares_it_with_apgd_ce_at_100_iterations_on_t
     assert "l2 ε=2: AutoAttack (10 it., 500 q.) 20.0% vs APGD-CE (100 it.) 25.0%;" in text  # stronger there: no "weaker"
     rows.loc[rows.attack == "apgd_ce", "steps"] = 20  # a shorter APGD-CE is no check of the budget
     assert autoattack_budget_check(rows) == ("not run (no APGD-CE at 100 iterations beside AutoAttack)", False)
+
+
+def test_comparisons_csv_pools_disjoint_seed_sets_of_one_experiment(tmp_path):
+    from abcl.claims import per_seed_frame, pooled_comparisons
+    evals = table_models(abcl_fgsm=0.75)  # seeds 0-4
+    first, second = (per_seed_frame([robustness(part, {})], evals)
+                     for part in (evals[evals.seed < 3], evals[evals.seed >= 3]))
+    pooled = pooled_comparisons([first, second])["4"]
+    whole = robustness(evals, {}).comparisons
+    assert [(c.label, c.seeds, c.kind) for c in pooled] == [(c.label, 5, c.kind) for c in whole]
+    assert [c.diff for c in pooled] == pytest.approx([c.diff for c in whole])
+    assert [c.p_against for c in pooled] == pytest.approx([c.p_against for c in whole])
+    assert len(pooled_comparisons([first, first])["4"][0].per_seed) == 3  # the same run twice counts once
+    with pytest.raises(ABCLError, match="seed 0 gives two different results .* not one experiment"):
+        pooled_comparisons([first, first.assign(a=first.a + 0.01)])
+    with pytest.raises(ABCLError, match="different experiments"):
+        pooled_comparisons([first, second.assign(epochs=3)])
+
+
+def test_abcl_power_prints_the_pooled_power_table_and_names_a_missing_file(tmp_path, capsys):
+    from abcl.claims import per_seed_frame
+    from abcl.cli import main
+    evals = table_models(abcl_fgsm=0.75)
+    for name, part in (("a", evals[evals.seed < 3]), ("b", evals[evals.seed >= 3])):
+        (tmp_path / name).mkdir()
+        per_seed_frame([robustness(part, {})], evals).to_csv(tmp_path / name / "comparisons.csv", index=False)
+    main(["power", str(tmp_path / "a"), str(tmp_path / "b"), "--precision-points", "2"])
+    out = capsys.readouterr().out
+    assert "## Claim 4: " in out and " over 5 seeds" in out and "seeds for ±2" in out
+    assert "ABCL vs SCE, FGSM L∞ ε=0.2" in out and "80% power to support" in out
+    (tmp_path / "c").mkdir()
+    assert main(["power", str(tmp_path / "c")]) == 2
+    assert "c/comparisons.csv: missing" in capsys.readouterr().err
+    assert main(["power"]) == 2 and "no finished run to read" in capsys.readouterr().err

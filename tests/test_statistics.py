@@ -122,3 +122,59 @@ def test_summary_interval_uses_seeds_or_binomial_and_survives_zero_spread():
     assert three["sd"] == pytest.approx(0.02) and three["ci95_low"] < 0.9
     flat = summarize(pd.Series([0.5, 0.5, 0.5]), n_test=1000)  # no spread: Wilson over the 3,000 images
     assert flat["sd"] == 0.0 and (flat["ci95_low"], flat["ci95_high"]) == pytest.approx(scipy_wilson(1500, 3000))
+
+
+# ---------------------------------------------------------------- precision and power
+def test_half_width_and_the_seeds_for_a_precision_match_the_t_quantiles():
+    from abcl.statistics import half_width, seeds_for_half_width
+    # t(0.975, 3) = 3.1824: four seeds of s.d. 4 points give +-3.1824 * 4 / 2
+    assert half_width(0.04, 4) == pytest.approx(3.18245 * 0.04 / 2, rel=1e-4)
+    # s.d. 4 points, +-3 asked: 9 seeds give 2.3060 * 4 / 3 = 3.07, 10 give 2.2622 * 4 / sqrt(10) = 2.86
+    assert seeds_for_half_width(0.04, 0.03) == 10
+    assert seeds_for_half_width(0.0, 0.03) == 2
+
+
+def power_by_hand(effect, n, level):
+    """One-sided one-sample t-test power from the noncentral t (scipy), independent of statsmodels."""
+    from scipy import stats
+    return stats.nct.sf(stats.t.isf(level, n - 1), n - 1, effect * math.sqrt(n))
+
+
+def test_seeds_for_power_are_the_fewest_reaching_80_percent_on_the_noncentral_t():
+    from abcl.statistics import seeds_for_power
+    for shift, sd, level in ((0.03, 0.03, 0.025), (0.02, 0.05, 0.025), (-0.05, 0.02, 0.025 / 8)):
+        n = seeds_for_power(shift, sd, level)
+        effect = abs(shift) / sd
+        assert power_by_hand(effect, n, level) >= 0.8 > power_by_hand(effect, n - 1, level)
+    assert seeds_for_power(0.5, 0.01, 0.025) == 2  # a huge effect: the smallest paired test
+    assert seeds_for_power(0.0, 0.03, 0.025) is None
+    assert seeds_for_power(1e-6, 0.05, 0.025) is None  # beyond MAX_SEEDS
+
+
+def test_power_of_reads_each_comparison_from_the_claims_boundary():
+    from abcl.statistics import power_of, seeds_for_power, seeds_to_decide
+    up = compare_seeds("A vs B, clean", seeds(0.60, 0.62, 0.61, 0.65), seeds(0.55, 0.56, 0.57, 0.58))
+    # not worse by 2 points: d = -1 point is on the claim's side of -2
+    level = compare_seeds("A vs C, clean", seeds(0.50, 0.52, 0.49, 0.51), seeds(0.51, 0.53, 0.50, 0.52),
+                          NOT_WORSE, 0.02)
+    down = compare_seeds("A vs D, clean", seeds(0.50, 0.52, 0.49, 0.51), seeds(0.55, 0.56, 0.57, 0.59))
+    rows = power_of([up, level, down], alpha=0.05, precision_points=3.0)
+    assert [r.label for r in rows] == ["A vs B, clean", "A vs C, clean", "A vs D, clean"]
+    assert rows[0].to_support == seeds_for_power(up.diff, up.sd, 0.025) and rows[0].to_contradict is None
+    assert rows[1].to_support == seeds_for_power(level.diff + 0.02, level.sd, 0.025)
+    # against: Holm's first step over the claim's three comparisons
+    assert rows[2].to_contradict == seeds_for_power(down.diff, down.sd, 0.05 / 6) and rows[2].to_support is None
+    support, against, precise = seeds_to_decide(rows)
+    assert support is None  # A vs D lies against the claim: no seed count supports it
+    assert against == rows[2].to_contradict and precise == max(r.for_precision for r in rows)
+    assert seeds_to_decide(rows[:2])[0] == max(rows[0].to_support, rows[1].to_support)
+
+
+def test_what_an_interval_rules_out_reads_in_points():
+    from abcl.statistics import ruled_out
+    straddles = compare_seeds("ABCL vs CosFace, BIM L∞ ε=0.2", seeds(0.10, 0.14, 0.12), seeds(0.11, 0.12, 0.14))
+    text = ruled_out(straddles)
+    assert text == (f"ABCL is at most {100 * straddles.high:.1f} points above and at most {-100 * straddles.low:.1f} "
+                    "points below CosFace at BIM L∞ ε=0.2")
+    above = compare_seeds("s=4 vs s=16, clean", seeds(0.99, 0.98, 0.985), seeds(0.90, 0.91, 0.905))
+    assert ruled_out(above).startswith("s=4 is ") and "points above s=16 at clean" in ruled_out(above)

@@ -48,6 +48,7 @@ rule claims:
             caption="../report/claims.rst",
             category="Robustness checks",
         ),
+        comparisons=f"{RESULTS}/comparisons.csv",
     log:
         f"{RESULTS}/logs/claims.log",
     benchmark:
@@ -61,11 +62,13 @@ rule claims:
         adversarial=claims_adversarial_args(),
         alpha=config["claims"]["alpha"],
         margin_points=config["claims"]["margin_points"],
+        precision_points=config["claims"]["precision_points"],
     shell:
         "abcl claims --fig1 {params.fig1} --fig2 {input.fig2} --table {params.table} "
         "--separability {input.separability} --embeddings {params.embeddings} --masking {input.masking} "
         "--correct {input.correct} --dataset-record {input.dataset_record} "
         "--alpha {params.alpha} --margin-points {params.margin_points} "
+        "--precision-points {params.precision_points} --comparisons {output.comparisons} "
         "{params.adversarial} --out {output.md} > {log} 2>&1"
 
 

@@ -1,0 +1,309 @@
+"""The paper's claims as fixed lists of comparisons, one function per claim.
+
+Each function takes the run's evaluations, picks the pre-specified comparisons (which models, at
+which evaluations, superiority or "not worse"), runs them with the seed as the unit and returns a
+:class:`Claim` with the verdict of :func:`abcl.statistics.verdict`. The Markdown of claims.md is
+rendered by :mod:`abcl.report`; the statistics live in :mod:`abcl.statistics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from abcl import ABCLError
+from abcl.config import ABCL, COSFACE, HT_SCE, SCE, evaluation_key
+from abcl.statistics import ALPHA, NOT_WORSE, SUPERIOR, Comparison, Verdict, compare_seeds, mcnemar, summarize, verdict
+from abcl.tables import PAPER_ATTACKS, load_correct, ordered_evaluations, split_method, with_evaluation
+
+PAPER_NAMES = ("fgsm", "bim")
+MARGIN_POINTS = 2.0  # the equivalence margin of a "not worse" comparison, in accuracy points
+ACCURACY_SHOWN = "Accuracy (%), mean [95% CI] over seeds"
+
+
+@dataclass(frozen=True)
+class Claim:
+    statement: str
+    planned: str  # what is compared, fixed before the run
+    comparisons: list[Comparison]
+    verdict: Verdict
+    shown: pd.DataFrame | None = None  # the accuracies behind the comparisons, as claims.md shows them
+    shown_label: str = ACCURACY_SHOWN
+    note: str = ""  # Markdown read beside the verdict (e.g. the compared models' masking flags)
+
+    @property
+    def outcome(self) -> str:
+        return self.verdict.outcome
+
+
+def _claim(statement: str, planned: str, comparisons: list[Comparison], alpha: float, shown=None,
+           **extra) -> Claim:
+    return Claim(statement, planned, comparisons, verdict(comparisons, alpha), shown, **extra)
+
+
+def accuracy_stats(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group of ``by`` and evaluation: mean, s.d., 95% CI and seed count of the accuracy."""
+    frame = with_evaluation(frame)
+    rows = []
+    for key, group in frame.groupby([*by, "evaluation"], sort=False):
+        rows.append({**dict(zip([*by, "evaluation"], key)), **summarize(group.accuracy, int(group.n.iloc[0]))})
+    return pd.DataFrame(rows)
+
+
+# (config hash, evaluation key) -> which test images the model got right
+Correct = dict[tuple[str, str], np.ndarray]
+
+
+def load_corrects(paths: list[str]) -> Correct:
+    found: Correct = {}
+    for path in paths:
+        config_hash, arrays = load_correct(path)
+        found.update({(config_hash, key): values for key, values in arrays.items()})
+    return found
+
+
+def compare_accuracy(label: str, a: pd.DataFrame, b: pd.DataFrame, correct: Correct, kind: str = SUPERIOR,
+                     margin: float = 0.0) -> Comparison:
+    """Model a vs model b at one evaluation (``a``, ``b``: its rows, one per seed): over the
+    common seeds when there are two or more, else McNemar on the one seed's test images."""
+    seeds = sorted(set(a.seed) & set(b.seed))
+    if not seeds:
+        raise ABCLError(f"{label}: the two models share no seed")
+    if len(seeds) >= 2:
+        return compare_seeds(label, a.set_index("seed").accuracy, b.set_index("seed").accuracy, kind, margin)
+    row_a, row_b = a[a.seed == seeds[0]].iloc[0], b[b.seed == seeds[0]].iloc[0]
+    key = evaluation_key(row_a.attack, row_a.norm, row_a.eps)
+    try:
+        right_a, right_b = correct[(row_a.config_hash, key)], correct[(row_b.config_hash, key)]
+    except KeyError as missing:
+        raise ABCLError(f"no per-image results for {missing.args[0]}: pass the models' correct.npz files") from None
+    return mcnemar(label, right_a, right_b, kind, margin)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _interval(row) -> str:
+    return f"{_pct(row['mean'])} [{_pct(row['ci95_low'])}, {_pct(row['ci95_high'])}]"
+
+
+def _accuracy_grid(frame: pd.DataFrame, by: str, evaluations: list[str], name=str) -> pd.DataFrame:
+    """Accuracy (%) with its 95% CI: a row per value of ``by``, a column per evaluation."""
+    table = accuracy_stats(frame[frame.evaluation.isin(evaluations)], [by])
+    cells = {(row[by], row.evaluation): _interval(row) for _, row in table.iterrows()}
+    return pd.DataFrame([{by: name(value), **{e: cells.get((value, e), "") for e in evaluations}}
+                         for value in dict.fromkeys(table[by])])
+
+
+def _runs(frame: pd.DataFrame, evaluation: str, **match) -> pd.DataFrame:
+    keep = frame.evaluation == evaluation
+    for column, value in match.items():
+        keep &= frame[column] == value
+    return frame[keep]
+
+
+def _listing(values) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def scale(fig2: pd.DataFrame, correct: Correct, alpha: float = ALPHA, margin_points: float = MARGIN_POINTS) -> Claim:
+    """Claim 1: with the Cos-SCE basis, s = 4-5 is best and s > 8 degrades. Pre-specified: the
+    grid's s in [4, 5] (the one nearest 4.5) against each s > 8 (superiority) and against every
+    other s (not worse by more than the margin), at the middle budget of each attack and clean."""
+    text = ("Claim 1 (Fig. 2): with the SCE-based (Cos-SCE) basis, accuracy falls as s grows past ~5; "
+            "s = 4-5 is best; s > 8 degrades.")
+    fig2 = with_evaluation(fig2[(fig2.loss == "cos_sce") & fig2.attack.isin(PAPER_ATTACKS)])
+    scales = sorted(fig2.s.unique())
+    mid = min((s for s in scales if 4 <= s <= 5), key=lambda s: (abs(s - 4.5), s), default=None)
+    high = [s for s in scales if s > 8]
+    if mid is None or not high:
+        return _claim(text, f"needs a grid value of s in [4, 5] and one above 8; this grid has s = {_listing(scales)}",
+                      [], alpha)
+    others = [s for s in scales if s != mid and s not in high]
+    evaluations = ordered_evaluations(fig2, middle_only=True)
+    planned = (f"s = {mid:g} against each s > 8 ({_listing(high)}): higher; "
+               + (f"against every other s ({_listing(others)}): not worse by more than {margin_points:g} points; "
+                  if others else "")
+               + f"at {', '.join(evaluations)}.")
+    comparisons = []
+    for evaluation in evaluations:
+        ours = _runs(fig2, evaluation, s=mid)
+        comparisons += [compare_accuracy(f"s={mid:g} vs s={s:g}, {evaluation}", ours, _runs(fig2, evaluation, s=s),
+                                         correct) for s in high]
+        comparisons += [compare_accuracy(f"s={mid:g} vs s={s:g}, {evaluation}", ours, _runs(fig2, evaluation, s=s),
+                                         correct, NOT_WORSE, margin_points / 100) for s in others]
+    return _claim(text, planned, comparisons, alpha, _accuracy_grid(fig2, "s", evaluations, name=lambda s: f"{s:g}"))
+
+
+def ab_repairs(fig1: pd.DataFrame, correct: Correct, alpha: float = ALPHA) -> Claim:
+    """Claim 2: plain HT-SCE (0, 0) degrades and ABCL's AB terms repair it. Pre-specified: ABCL's
+    (k1, k2) against (0, 0), superiority, at the middle budget of each attack and clean.
+    ``fig1`` is labelled by model: the plan names the (0, 0) run HT-SCE and the chosen one ABCL."""
+    named = fig1.drop_duplicates("model").set_index("model")
+    if not {HT_SCE, ABCL} <= set(named.index):
+        return _claim("Claim 2 (Fig. 1): HT-SCE at (k1, k2) = (0, 0) degrades; adding the AB terms repairs it.",
+                      "ABCL's (k1, k2) against (0, 0); this configuration's Fig. 1 grid lacks one of them", [], alpha)
+    k1, k2 = named.loc[ABCL, "k1"], named.loc[ABCL, "k2"]
+    text = f"Claim 2 (Fig. 1): HT-SCE at (k1, k2) = (0, 0) degrades; the AB terms at ({k1:g}, {k2:g}) repair it."
+    fig1 = with_evaluation(fig1[(fig1.loss == "ht_sce") & fig1.attack.isin(PAPER_ATTACKS)])
+    evaluations = ordered_evaluations(fig1, middle_only=True)
+    planned = f"ABCL ({k1:g}, {k2:g}) against HT-SCE (0, 0): higher, at {', '.join(evaluations)}."
+    comparisons = [compare_accuracy(f"ABCL vs HT-SCE, {e}", _runs(fig1, e, model=ABCL), _runs(fig1, e, model=HT_SCE),
+                                    correct) for e in evaluations]
+    grid = _accuracy_grid(fig1.assign(setting=[f"{a:g}/{b:g}" for a, b in zip(fig1.k1, fig1.k2)]), "setting",
+                          evaluations)
+    return _claim(text, planned, comparisons, alpha, grid.rename(columns={"setting": "k1/k2"}))
+
+
+SEPARATION_PAIRS = ((COSFACE, SCE), (ABCL, SCE), (ABCL, COSFACE))
+
+
+def separation(scores: pd.DataFrame, knn_correct: dict[tuple[str, str], np.ndarray] | None = None,
+               alpha: float = ALPHA) -> Claim:
+    """Claim 3: CosFace and ABCL features separate classes better than SCE, ABCL better than
+    CosFace, on every set. Pre-specified: the k-NN accuracy in the t-SNE plane (the figure's
+    reading), for the three pairs on each set. ``scores`` (separability, labelled by model, with
+    a seed column) gives per-seed accuracies; with one seed, ``knn_correct`` ((model, set) -> which
+    points k-NN got right, the same points for every model) gives McNemar's test on the points.
+    The silhouette of the 10-dim features is shown, not tested."""
+    text = ("Claim 3 (Fig. 3): CosFace and ABCL features separate classes better than SCE; ABCL shows fewer "
+            "overlaps than CosFace, also on the adversarial sets.")
+    scores = scores.assign(seed=scores.seed if "seed" in scores else 0)
+    sets = [s for s in dict.fromkeys(scores["set"])
+            if all(((scores.model == m) & (scores["set"] == s)).any() for m in (SCE, COSFACE, ABCL))]
+    planned = ("k-NN accuracy (5 neighbours, cross-validated) in each model's t-SNE plane, on "
+               f"{', '.join(sets) or 'no set'}: CosFace > SCE, ABCL > SCE, ABCL > CosFace.")
+    comparisons = []
+    for set_name in sets:
+        part = scores[scores["set"] == set_name]
+        for x, y in SEPARATION_PAIRS:
+            a, b = (part[part.model == m].set_index("seed").tsne_knn_accuracy for m in (x, y))
+            label = f"{x} vs {y}, {set_name}"
+            if len(set(a.index) & set(b.index)) >= 2:
+                comparisons.append(compare_seeds(label, a, b))
+            elif knn_correct is not None and (x, set_name) in knn_correct and (y, set_name) in knn_correct:
+                comparisons.append(mcnemar(label, knn_correct[(x, set_name)], knn_correct[(y, set_name)]))
+            else:
+                raise ABCLError(f"claim 3 with one seed compares points: pass the t-SNE embeddings of {x} and {y}")
+    shown = scores[scores["set"].isin(sets)].groupby(["model", "set"], sort=False).agg(
+        knn=("tsne_knn_accuracy", "mean"), silhouette=("silhouette", "mean"), seeds=("seed", "nunique"))
+    accuracies = pd.DataFrame([{"set": s, **{f"{m} kNN % (silhouette)": f"{_pct(shown.loc[(m, s), 'knn'])} "
+                                             f"({shown.loc[(m, s), 'silhouette']:.2f})" for m in (SCE, COSFACE, ABCL)}}
+                               for s in sets])
+    return _claim(text, planned, comparisons, alpha, accuracies,
+                  shown_label="k-NN accuracy in the t-SNE plane (%) and silhouette of the features, mean over seeds")
+
+
+def _masking_note(masking: pd.DataFrame | None, models: tuple[str, ...]) -> str:
+    """The compared models' masking flags, named beside a verdict built on FGSM/BIM."""
+    if masking is None or not len(masking):
+        return ""
+    flagged = masking[masking.model.isin(models) & masking.masking_suspected]
+    if not len(flagged):
+        return "*Masking:* none of the compared models shows a masking flag.\n"
+    lines = [f"- {row.model} seed {row.seed}: {row.flags}" for row in flagged.itertuples()]
+    return ("*Masking:* FGSM and BIM may overestimate the robustness of these models (masking.csv), so a "
+            "verdict on FGSM/BIM alone may not stand under stronger attacks:\n\n" + "\n".join(lines) + "\n")
+
+
+def robustness(table_evals: pd.DataFrame, correct: Correct, masking: pd.DataFrame | None = None,
+               alpha: float = ALPHA) -> Claim:
+    """Claim 4: ABCL is more robust to FGSM and BIM than SCE and CosFace (``table_evals``
+    labelled by model). Pre-specified: ABCL against each, superiority, at the middle budget of
+    FGSM and BIM under each norm."""
+    text = "Claim 4 (table): ABCL is more robust to FGSM and BIM than SCE and CosFace."
+    frame = with_evaluation(table_evals[table_evals.attack.isin(PAPER_NAMES)])
+    evaluations = ordered_evaluations(frame, middle_only=True)
+    planned = f"ABCL against SCE and against CosFace: higher, at {', '.join(evaluations)}."
+    comparisons = [compare_accuracy(f"ABCL vs {other}, {e}", _runs(frame, e, model=ABCL), _runs(frame, e, model=other),
+                                    correct)
+                   for e in evaluations for other in (SCE, COSFACE)
+                   if {ABCL, other} <= set(frame.model[frame.evaluation == e])]
+    grid = _accuracy_grid(frame[frame.model.isin([SCE, COSFACE, ABCL])], "model", evaluations)
+    return _claim(text, planned, comparisons, alpha, grid, note=_masking_note(masking, (SCE, COSFACE, ABCL)))
+
+
+ADVERSARIAL_CLAIM = "Claim 5 (ours, beyond the paper): ABCL adds robustness on top of adversarial training."
+
+
+def adversarial(evals: pd.DataFrame, correct: Correct, alpha: float = ALPHA) -> Claim:
+    """Claim 5: under each training method, ABCL is more robust than every other loss trained the
+    same way. Pre-specified: ABCL against each, superiority, under AutoAttack L∞ at each of its
+    budgets (the paper's BIM L∞ where no AutoAttack ran)."""
+    strongest = "autoattack" if (evals.attack == "autoattack").any() else "bim"
+    frame = with_evaluation(evals[(evals.attack == strongest) & (evals.norm == "linf")])
+    frame = frame.assign(base=[split_method(m)[0] for m in frame.model], method=[split_method(m)[1] for m in frame.model])
+    evaluations = ordered_evaluations(frame)
+    comparisons, methods = [], []
+    for method in dict.fromkeys(frame.method):
+        others = [b for b in dict.fromkeys(frame.base[frame.method == method]) if b != ABCL]
+        if ABCL not in set(frame.base[frame.method == method]):
+            continue
+        methods.append(method)
+        comparisons += [compare_accuracy(f"ABCL vs {other} ({method}), {e}", _runs(frame, e, model=f"{ABCL} {method}"),
+                                         _runs(frame, e, model=f"{other} {method}"), correct)
+                        for e in evaluations for other in others]
+    planned = (f"under each training method ({', '.join(methods) or 'none'}), ABCL against every other loss "
+               f"trained the same way: higher, at {', '.join(evaluations)}.")
+    return _claim(ADVERSARIAL_CLAIM, planned, comparisons, alpha, _accuracy_grid(frame, "model", evaluations))
+
+
+
+
+def paper_claims(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFrame, scores: pd.DataFrame,
+                 masking: pd.DataFrame | None, correct: Correct, adversarial_evals: pd.DataFrame | None = None,
+                 knn_correct: dict[tuple[str, str], np.ndarray] | None = None, alpha: float = ALPHA,
+                 margin_points: float = MARGIN_POINTS) -> list[Claim]:
+    """Claims 1-4 (and 5 with adversarial evaluations); ``fig1``, ``table_evals`` and
+    ``adversarial_evals`` labelled by model (the plan's names), ``correct`` the models' per-image
+    results for one-seed comparisons."""
+    found = [scale(fig2, correct, alpha, margin_points), ab_repairs(fig1, correct, alpha),
+             separation(scores, knn_correct, alpha), robustness(table_evals, correct, masking, alpha)]
+    if adversarial_evals is not None:
+        found.append(adversarial(adversarial_evals, correct, alpha))
+    return found
+
+
+# what identifies the experiment behind a comparisons.csv: runs pool only when these agree
+EXPERIMENT_COLUMNS = ("dataset", "arch", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay",
+                      "dropout", "n_test")
+
+
+def per_seed_frame(found: list[Claim], table_evals: pd.DataFrame) -> pd.DataFrame:
+    """comparisons.csv: one row per claim, comparison and seed with the two accuracies compared
+    (fractions), the comparison's kind and margin, and the experiment it came from. `abcl power`
+    pools such files over runs of one experiment with disjoint seeds."""
+    first = table_evals.iloc[0]
+    experiment = {column: first.get(column, "") for column in EXPERIMENT_COLUMNS}
+    experiment["n_test"] = int(table_evals.n[table_evals.attack == "clean"].iloc[0])
+    rows = [{"claim": claim.statement.split(" ", 2)[1], "comparison": c.label, "kind": c.kind, "margin": c.margin,
+             "seed": seed, "a": a, "b": b, **experiment}
+            for claim in found for c in claim.comparisons for seed, a, b in c.per_seed]
+    return pd.DataFrame(rows, columns=["claim", "comparison", "kind", "margin", "seed", "a", "b", *EXPERIMENT_COLUMNS])
+
+
+def pooled_comparisons(frames: list[pd.DataFrame]) -> dict[str, list[Comparison]]:
+    """Claim number -> its comparisons over every seed of the given comparisons.csv frames, which
+    must come from one experiment; a seed in two of them must carry the same accuracies."""
+    frame = pd.concat(frames, ignore_index=True)
+    experiments = frame[list(EXPERIMENT_COLUMNS)].drop_duplicates()
+    if len(experiments) > 1:
+        raise ABCLError("the runs are different experiments (" + "; ".join(
+            ", ".join(f"{k}={v}" for k, v in row.items()) for row in experiments.to_dict("records"))
+            + "): pool only runs of one config with different seeds")
+    keys = ["claim", "comparison", "seed"]
+    unique = frame.drop_duplicates([*keys, "a", "b"])
+    clash = unique[unique.duplicated(keys, keep=False)]
+    if len(clash):
+        row = clash.iloc[0]
+        raise ABCLError(f"seed {row.seed} gives two different results for {row.comparison}: the runs are not one "
+                        "experiment")
+    found: dict[str, list[Comparison]] = {}
+    for (claim, label), group in unique.groupby(["claim", "comparison"], sort=False):
+        first = group.iloc[0]
+        found.setdefault(str(claim), []).append(compare_seeds(
+            label, group.set_index("seed").a, group.set_index("seed").b, first.kind, float(first.margin)))
+    return found
