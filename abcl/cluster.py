@@ -81,14 +81,20 @@ def kernels_of(results: str | Path) -> str:
     return ", ".join(sorted(modes)) or "unknown"
 
 
-def measure(results: str | Path) -> dict[str, dict]:
-    """Per rule: the request, with the measurements it comes from, over every benchmark file; and
-    ``kernels``, the kernel modes they were measured in."""
+def benchmarks(results: str | Path) -> dict[str, list[tuple[float, float]]]:
+    """Per rule: (seconds, max_rss MB) of each of its jobs, from a run's benchmark files."""
     seen: dict[str, list[tuple[float, float]]] = {}
     for path in sorted(Path(results).rglob("*.tsv")):
         rule = _rule_of(path)
         if rule is not None:
             seen.setdefault(rule, []).append(_read_benchmark(path))
+    return seen
+
+
+def measure(results: str | Path) -> dict[str, dict]:
+    """Per rule: the request, with the measurements it comes from, over every benchmark file; and
+    ``kernels``, the kernel modes they were measured in."""
+    seen = benchmarks(results)
     if not seen:
         raise ABCLError(f"{results}: no benchmark files (run the workflow there first)")
     table: dict[str, dict] = {"kernels": kernels_of(results)}

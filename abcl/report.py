@@ -404,11 +404,10 @@ def found_seeds(folder: Path) -> list[int]:
 def job_time(folder: Path) -> str:
     """The summed wall time of every job of a run, from Snakemake's benchmark files (on 2 cores
     the clock shows about half of it; a resumed run counts each finished job once)."""
-    seconds = sum(float(pd.read_csv(path, sep="\t").s.iloc[-1]) for path in folder.rglob("*.tsv")
-                  if path.name.endswith("benchmark.tsv") or path.parent.name == "benchmarks")
-    jobs = sum(1 for path in folder.rglob("*.tsv") if path.name.endswith("benchmark.tsv")
-               or path.parent.name == "benchmarks")
-    return f"{seconds / 60:.0f} min in {jobs} jobs"
+    from abcl.cluster import benchmarks
+    jobs = [seconds for runs in benchmarks(folder).values() for seconds, _ in runs]
+    seconds = sum(jobs)
+    return f"{seconds / 60:.0f} min in {len(jobs)} jobs"
 
 
 def configurations_markdown(results_dirs: list[Path]) -> str:
