@@ -64,6 +64,17 @@ def load_corrects(paths: list[str]) -> Correct:
     return found
 
 
+LOSS_SETTINGS = ("loss", "k1", "k2", "s", "m")
+
+
+def loss_settings(rows: pd.DataFrame) -> str:
+    """What a model's rows say of its loss, e.g. "loss=ht_sce k1=512 k2=64 s=5 m=0" ("" when they
+    carry no loss columns)."""
+    found = rows[[c for c in LOSS_SETTINGS if c in rows]].drop_duplicates()
+    return "; ".join(" ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+                     for row in found.to_dict("records"))
+
+
 def compare_accuracy(label: str, a: pd.DataFrame, b: pd.DataFrame, correct: Correct, kind: str = SUPERIOR,
                      margin: float = 0.0) -> Comparison:
     """Model a vs model b at one evaluation (``a``, ``b``: its rows, one per seed): over the
@@ -72,7 +83,8 @@ def compare_accuracy(label: str, a: pd.DataFrame, b: pd.DataFrame, correct: Corr
     if not seeds:
         raise ABCLError(f"{label}: the two models share no seed")
     if len(seeds) >= 2:
-        return compare_seeds(label, a.set_index("seed").accuracy, b.set_index("seed").accuracy, kind, margin)
+        return compare_seeds(label, a.set_index("seed").accuracy, b.set_index("seed").accuracy, kind, margin,
+                             f"{loss_settings(a)} vs {loss_settings(b)}")
     row_a, row_b = a[a.seed == seeds[0]].iloc[0], b[b.seed == seeds[0]].iloc[0]
     key = evaluation_key(row_a.attack, row_a.norm, row_a.eps)
     try:
@@ -272,28 +284,48 @@ EXPERIMENT_COLUMNS = ("dataset", "arch", "epochs", "batch_size", "lr", "optimize
                       "dropout", "n_test")
 
 
+def _settings_of(c: Comparison, table_evals: pd.DataFrame) -> str:
+    """A comparison's loss settings; for one over other scores (claim 3's), its models' rows in
+    the table, found by the names its label starts with."""
+    if c.settings:
+        return c.settings
+    a, rest = c.label.split(" vs ", 1)
+    b = rest.split(", ", 1)[0]
+    return f"{loss_settings(table_evals[table_evals.model == a])} vs {loss_settings(table_evals[table_evals.model == b])}"
+
+
+COMPARISON_COLUMNS = ("claim", "comparison", "kind", "margin", "settings", "seed", "a", "b", *EXPERIMENT_COLUMNS)
+
+
 def per_seed_frame(found: list[Claim], table_evals: pd.DataFrame) -> pd.DataFrame:
     """comparisons.csv: one row per claim, comparison and seed with the two accuracies compared
-    (fractions), the comparison's kind and margin, and the experiment it came from. `abcl power`
-    pools such files over runs of one experiment with disjoint seeds."""
+    (fractions), the comparison's kind, margin and loss settings, and the experiment it came from.
+    `abcl power` pools such files over runs of one experiment with disjoint seeds."""
     first = table_evals.iloc[0]
     experiment = {column: first.get(column, "") for column in EXPERIMENT_COLUMNS}
     experiment["n_test"] = int(table_evals.n[table_evals.attack == "clean"].iloc[0])
     rows = [{"claim": claim.statement.split(" ", 2)[1], "comparison": c.label, "kind": c.kind, "margin": c.margin,
-             "seed": seed, "a": a, "b": b, **experiment}
+             "settings": _settings_of(c, table_evals), "seed": seed, "a": a, "b": b, **experiment}
             for claim in found for c in claim.comparisons for seed, a, b in c.per_seed]
-    return pd.DataFrame(rows, columns=["claim", "comparison", "kind", "margin", "seed", "a", "b", *EXPERIMENT_COLUMNS])
+    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
 
 def pooled_comparisons(frames: list[pd.DataFrame]) -> dict[str, list[Comparison]]:
     """Claim number -> its comparisons over every seed of the given comparisons.csv frames, which
-    must come from one experiment; a seed in two of them must carry the same accuracies."""
+    must come from one experiment: the same training settings, and per comparison the same kind,
+    margin and loss settings; a seed in two of them must carry the same accuracies."""
     frame = pd.concat(frames, ignore_index=True)
     experiments = frame[list(EXPERIMENT_COLUMNS)].drop_duplicates()
     if len(experiments) > 1:
         raise ABCLError("the runs are different experiments (" + "; ".join(
             ", ".join(f"{k}={v}" for k, v in row.items()) for row in experiments.to_dict("records"))
             + "): pool only runs of one config with different seeds")
+    for (claim, label), group in frame.groupby(["claim", "comparison"], sort=False):
+        for column in ("kind", "margin", "settings"):
+            values = group[column].drop_duplicates()
+            if len(values) > 1:
+                raise ABCLError(f"claim {claim}, {label}: the runs compare different {column} "
+                                f"({' / '.join(map(str, values))}): pool only runs of one config")
     keys = ["claim", "comparison", "seed"]
     unique = frame.drop_duplicates([*keys, "a", "b"])
     clash = unique[unique.duplicated(keys, keep=False)]
@@ -304,6 +336,10 @@ def pooled_comparisons(frames: list[pd.DataFrame]) -> dict[str, list[Comparison]
     found: dict[str, list[Comparison]] = {}
     for (claim, label), group in unique.groupby(["claim", "comparison"], sort=False):
         first = group.iloc[0]
+        if len(group) < 2:
+            raise ABCLError(f"claim {claim}, {label}: {len(group)} seed in all the runs; a comparison over seeds "
+                            "needs two")
         found.setdefault(str(claim), []).append(compare_seeds(
-            label, group.set_index("seed").a, group.set_index("seed").b, first.kind, float(first.margin)))
+            label, group.set_index("seed").a, group.set_index("seed").b, first.kind, float(first.margin),
+            first.settings))
     return found

@@ -15,8 +15,8 @@ import pandas as pd
 from abcl import ABCLError, claims
 from abcl.claims import PAPER_NAMES, Claim, Correct, _interval, _pct, accuracy_stats
 from abcl.config import ABCL, COSFACE, SCE
-from abcl.statistics import (ALPHA, SUPERIOR, Comparison, Verdict, compare_seeds, power_of, rule, ruled_out,
-                             seeds_to_decide, summarize, verdict)
+from abcl.statistics import (ALPHA, MAX_SEEDS, SUPERIOR, Comparison, Verdict, compare_seeds, power_of, rule,
+                             ruled_out, seeds_to_decide, summarize, verdict)
 from abcl.tables import (STANDARD_AUTOATTACK, autoattack_budget, markdown, ordered_evaluations,
                          robustness_tables, split_method, tables_markdown, with_evaluation)
 
@@ -41,20 +41,41 @@ def comparison_rows(comparisons: list[Comparison], found: Verdict) -> pd.DataFra
     } for i, c in enumerate(comparisons)])
 
 
-def _seeds(n: int | None) -> str:
-    return "—" if n is None else str(n)
+WEAK = "not projected (|t| < 1)"
+POWER_LEGEND = (
+    "*Reading the power table.* Each interval is the comparison's own 95% CI, not adjusted for the claim's "
+    "other comparisons. A seed count assumes the mean and s.d. stay as measured; \"—\" means the mean lies on "
+    "the other side of the claim's boundary (0, or −δ for \"not worse\"), \"> 10,000\" that the count "
+    f"exceeds 10,000, and \"{WEAK}\" that the mean lies within one standard error of the boundary, where its "
+    "very sign is uncertain and a count made from it would rest on noise.\n")
+
+
+def _seeds(n: int | None, weak: bool = False) -> str:
+    if weak:
+        return WEAK
+    if n is None:
+        return "—"
+    return f"> {MAX_SEEDS:,}" if n > MAX_SEEDS else str(n)
+
+
+def _seed_count(counts) -> str:
+    """"20 seeds", or "18–20 seeds" where comparisons have different common seeds."""
+    counts = list(counts)
+    low, high = min(counts), max(counts)
+    return f"{low} seeds" if low == high else f"{low}–{high} seeds"
 
 
 def power_rows(comparisons: list[Comparison], alpha: float = ALPHA,
                precision_points: float = PRECISION_POINTS) -> pd.DataFrame:
     """The power table of one claim: per comparison over seeds, its s.d. and 95% CI half-width now,
     the seeds for ±precision_points, for 80% power to support and to contradict, and what the
-    interval rules out."""
+    interval leaves open."""
     return pd.DataFrame([{
         "comparison": p.label, "seeds": p.seeds, "mean d": f"{p.diff:+.1f}", "s.d. of d": f"{p.sd:.1f}",
-        "95% CI ±": f"{p.half:.1f}", f"seeds for ±{precision_points:g}": p.for_precision,
-        "seeds, 80% power to support": _seeds(p.to_support), "to contradict": _seeds(p.to_contradict),
-        "what the 95% CI leaves open": ruled_out(c),
+        "95% CI ±": f"{p.half:.1f}", f"seeds for ±{precision_points:g}": _seeds(p.for_precision),
+        "seeds, 80% power to support": _seeds(p.to_support, p.weak and c.shift > 0),
+        "to contradict": _seeds(p.to_contradict, p.weak and c.shift < 0),
+        "what the 95% CI (unadjusted) leaves open": ruled_out(c),
     } for p, c in zip(power_of(comparisons, alpha, precision_points), [c for c in comparisons if not c.one_seed])])
 
 
@@ -64,38 +85,76 @@ def precision_summary(claim: Claim, alpha: float = ALPHA, precision_points: floa
     power = power_of(claim.comparisons, alpha, precision_points)
     if not power:
         return ""
-    k = power[0].seeds
+    seeds = _seed_count(p.seeds for p in power)
     support, against, precise = seeds_to_decide(power)
     widest = max(power, key=lambda p: p.half)
     measured = (f"every comparison is measured to ±{precision_points:g} points (widest 95% CI ±{widest.half:.1f}, "
                 f"{widest.label})" if widest.half <= precision_points else
                 f"not every comparison is measured to ±{precision_points:g} points: the widest 95% CI is "
-                f"±{widest.half:.1f} ({widest.label}); ±{precision_points:g} on every comparison needs {precise} seeds "
-                f"if the spread stays as measured")
+                f"±{widest.half:.1f} ({widest.label}); ±{precision_points:g} on every comparison needs "
+                f"{_seeds(precise)} seeds if the spread stays as measured")
     if claim.outcome != "NOT SHOWN":
-        return f"*Precision ({k} seeds):* {measured}.\n"
-    ways = []
-    if support is not None:
-        ways.append(f"SUPPORTED at about {support} seeds ({max(0, support - k)} more)")
-    if against is not None:
-        ways.append(f"CONTRADICTED at about {against} seeds ({max(0, against - k)} more)")
-    decide = (" or ".join(ways) + ", each comparison at 80% power if its mean and s.d. stay as measured" if ways else
-              "no seed count is expected to decide it: a comparison sits on the wrong side of the claim's "
-              "boundary for support, and none lies far enough past it to contradict")
-    return f"*Precision ({k} seeds):* {measured}. *To decide:* {decide}.\n"
+        return f"*Precision ({seeds}):* {measured}.\n"
+    k = max(p.seeds for p in power)
+    ways = [f"{outcome} at about {_seeds(n)} seeds" + (f" ({n - k} more)" if n <= MAX_SEEDS else "")
+            for outcome, n in (("SUPPORTED", support), ("CONTRADICTED", against)) if n is not None]
+    weak = [p.label for p in power if p.weak]
+    if ways:
+        decide = (" or ".join(ways) + ", each comparison at 80% power if its mean and s.d. stay as measured "
+                  "(per comparison: with several to support, the claim's own power is lower)")
+    elif weak:
+        decide = ("no seed count can be projected: " + "; ".join(weak) + f" lie{'s' if len(weak) == 1 else ''} "
+                  "within one standard error of the claim's boundary, where the sign of the shift is itself "
+                  "uncertain; more seeds would first have to say which side it is on")
+    else:
+        decide = ("no seed count is expected to decide it: a comparison sits on the wrong side of the claim's "
+                  "boundary for support, and none lies far enough past it to contradict")
+    return f"*Precision ({seeds}):* {measured}. *To decide:* {decide}.\n"
+
+
+EXPLORATORY = (
+    "*Exploratory.* These verdicts pool runs whose seeds were added after earlier results were seen "
+    "(optional stopping): the rule's error rate α holds for one run planned in advance, not for a verdict "
+    "reached by adding seeds until one comes. Use them to plan the next run, and read its verdict.\n\n")
 
 
 def power_markdown(by_claim: dict[str, list[Comparison]], alpha: float = ALPHA,
-                   precision_points: float = PRECISION_POINTS) -> str:
-    """`abcl power`: per claim, the verdict its pooled comparisons reach, their precision and the
-    seeds that would decide it, then the power table of every comparison."""
-    parts = []
+                   precision_points: float = PRECISION_POINTS, exploratory: bool = False) -> str:
+    """`abcl power`: per claim, the verdict its comparisons reach, their precision and the seeds
+    that would decide it, then the power table of every comparison. ``exploratory``: the runs
+    were pooled, so the verdicts are labelled as such."""
+    parts = [EXPLORATORY if exploratory else "", POWER_LEGEND]
     for number, comparisons in by_claim.items():
         claim = Claim(f"Claim {number}", "", comparisons, verdict(comparisons, alpha))
-        parts.append(f"## Claim {number}: {claim.outcome} over {comparisons[0].seeds} seeds\n\n"
+        label = f"{claim.outcome} (exploratory)" if exploratory else claim.outcome
+        parts.append(f"## Claim {number}: {label} over {_seed_count(c.seeds for c in comparisons)}\n\n"
                      + precision_summary(claim, alpha, precision_points) + "\n"
                      + markdown(power_rows(comparisons, alpha, precision_points)))
-    return "\n".join(parts)
+    return "\n".join(part for part in parts if part)
+
+
+def summary_markdown(found: list[Claim], alpha: float = ALPHA, precision_points: float = PRECISION_POINTS) -> str:
+    """The verdicts at a glance, with each claim's precision and the seeds that would decide it."""
+    rows = []
+    for claim in found:
+        power = power_of(claim.comparisons, alpha, precision_points)
+        support, against, precise = seeds_to_decide(power)
+        widest = f"{max(p.half for p in power):.1f}" if power else "— (one seed)"
+        cannot_support = any(p.weak and p.to_support is None and p.diff >= 0 for p in power)
+        rows.append({"claim": claim.statement.split(":", 1)[0], "verdict": claim.outcome,
+                     "comparisons": len(claim.comparisons), "widest 95% CI ± (points)": widest,
+                     f"seeds for ±{precision_points:g}": _seeds(precise) if power else "—",
+                     "seeds to support (each comparison at 80% power)":
+                         _seeds(support, support is None and cannot_support) if power else "—",
+                     "seeds to contradict (one comparison at 80% power)": _seeds(against) if power else "—"})
+    return ("## Summary\n\nEach claim's verdict, the widest 95% CI among its comparisons, and the seeds a power "
+            "analysis of these per-seed differences asks for (`abcl power`, docs/evaluation.md): for a 95% CI of "
+            f"±{precision_points:g} points on every comparison (`claims.precision_points`), and for 80% power, per "
+            "comparison at its observed mean and s.d., to support the claim (every comparison must, so the claim's "
+            "own power is lower) or to contradict it (one suffices; Holm's first step). A decided claim needs no "
+            "more. Counts assume the means and s.d.s stay as measured; see the legend under each claim's power "
+            "table.\n\n"
+            + markdown(pd.DataFrame(rows)))
 
 
 def claim_markdown(claim: Claim, alpha: float = ALPHA, precision_points: float = PRECISION_POINTS) -> str:
@@ -222,26 +281,6 @@ TRAINING_LENGTH_NOTE = ("The references train far longer: Madry et al.'s MNIST m
                         "iterations of 50 images), TRADES' 100 epochs; robust accuracy here is that of short training.")
 
 
-def summary_markdown(found: list[Claim], alpha: float = ALPHA, precision_points: float = PRECISION_POINTS) -> str:
-    """The verdicts at a glance, with each claim's precision and the seeds that would decide it."""
-    rows = []
-    for claim in found:
-        power = power_of(claim.comparisons, alpha, precision_points)
-        support, against, precise = seeds_to_decide(power)
-        widest = f"{max(p.half for p in power):.1f}" if power else "— (one seed)"
-        rows.append({"claim": claim.statement.split(":", 1)[0], "verdict": claim.outcome,
-                     "comparisons": len(claim.comparisons), "widest 95% CI ± (points)": widest,
-                     f"seeds for ±{precision_points:g}": precise if power else "—",
-                     "seeds to support (80% power)": _seeds(support) if power else "—",
-                     "seeds to contradict (80% power)": _seeds(against) if power else "—"})
-    return ("## Summary\n\nEach claim's verdict, the widest 95% CI among its comparisons, and the seeds a power "
-            "analysis of these per-seed differences asks for (`abcl power`, docs/evaluation.md): for a 95% CI of "
-            f"±{precision_points:g} points on every comparison (`claims.precision_points`), and for 80% power, per "
-            "comparison at its observed mean and s.d., to support the claim (every comparison must) or to "
-            "contradict it (one suffices; Holm's first step). A decided claim needs no more.\n\n"
-            + markdown(pd.DataFrame(rows)))
-
-
 def claims_report(found: list[Claim], table_evals: pd.DataFrame, masking: pd.DataFrame | None,
                   data_note: str = "", adversarial_note: str = "", alpha: float = ALPHA,
                   precision_points: float = PRECISION_POINTS) -> str:
@@ -259,6 +298,7 @@ def claims_report(found: list[Claim], table_evals: pd.DataFrame, masking: pd.Dat
         rule(alpha),
         *([data_note] if data_note else []),
         summary_markdown(found, alpha, precision_points),
+        POWER_LEGEND,
     ]
     for claim in found:
         parts.append(f"## {claim.statement}\n\n**Verdict: {claim.outcome}**\n\n"

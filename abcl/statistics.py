@@ -110,6 +110,7 @@ class Comparison:
     sd: float = float("nan")  # s.d. of the per-seed differences (nan with one seed)
     # (seed, accuracy of A, accuracy of B) per common seed: what `abcl power` pools across runs
     per_seed: tuple[tuple[int, float, float], ...] = ()
+    settings: str = ""  # the loss settings of A and B, when known: runs pool only when they agree
 
     @property
     def one_seed(self) -> bool:
@@ -122,7 +123,8 @@ class Comparison:
         return self.diff + (self.margin if self.kind == NOT_WORSE else 0.0)
 
 
-def compare_seeds(label: str, a: pd.Series, b: pd.Series, kind: str = SUPERIOR, margin: float = 0.0) -> Comparison:
+def compare_seeds(label: str, a: pd.Series, b: pd.Series, kind: str = SUPERIOR, margin: float = 0.0,
+                  settings: str = "") -> Comparison:
     """A vs B from per-seed values (Series indexed by seed), paired on the seeds both have."""
     if not (a.index.is_unique and b.index.is_unique):
         raise ValueError(f"{label}: a seed appears twice among one model's values")
@@ -146,7 +148,8 @@ def compare_seeds(label: str, a: pd.Series, b: pd.Series, kind: str = SUPERIOR, 
         low = high = mean
         test = f"sign test over {k} seeds (the same difference in each)"
     per_seed = tuple((int(seed), float(a.loc[seed]), float(b.loc[seed])) for seed in seeds)
-    return Comparison(label, kind, margin, k, mean, float(low), float(high), p_support, p_against, test, sd, per_seed)
+    return Comparison(label, kind, margin, k, mean, float(low), float(high), p_support, p_against, test, sd, per_seed,
+                      settings)
 
 
 def mcnemar(label: str, right_a: np.ndarray, right_b: np.ndarray, kind: str = SUPERIOR,
@@ -218,19 +221,28 @@ def verdict(comparisons: list[Comparison], alpha: float = ALPHA) -> Verdict:
                                   f"< {level:g})", support, against, level)
     held = sum(p < level for p in support)
     return Verdict(NOT_SHOWN, f"{held} of {m} comparisons support the claim at p < {level:g}, none goes against it; "
-                              f"{power_note(comparisons[0].seeds, alpha)}", support, against, level)
+                              f"{power_note(comparisons, alpha)}", support, against, level)
 
 
-def power_note(seeds: int, alpha: float = ALPHA) -> str:
-    """What k seeds cost: the t each comparison needs to support the claim."""
-    needed = float(stats.t.isf(alpha / 2, seeds - 1))
-    return (f"with {seeds} seeds each comparison needs t > {needed:.2f}, i.e. a mean difference above "
-            f"{needed / math.sqrt(seeds):.2f} times the s.d. of the per-seed differences")
+def power_note(comparisons: list[Comparison], alpha: float = ALPHA) -> str:
+    """What the comparisons' seeds cost: the t each needs to support the claim, and the distance
+    from the claim's boundary (0 for superiority, −δ for "not worse") that t means."""
+    notes = []
+    for k in sorted({c.seeds for c in comparisons}):
+        needed = float(stats.t.isf(alpha / 2, k - 1))
+        notes.append(f"with {k} seeds a comparison needs t > {needed:.2f}, i.e. a mean difference whose distance "
+                     f"above the claim's boundary (0, or −δ for \"not worse\") exceeds {needed / math.sqrt(k):.2f} "
+                     "times the s.d. of the per-seed differences")
+    return "; ".join(notes)
 
 
 # ---------------------------------------------------------------- precision and power
 POWER = 0.8
 MAX_SEEDS = 10_000  # beyond this a comparison counts as undecidable by seeds
+TOO_MANY = MAX_SEEDS + 1  # what the seed counts below return past MAX_SEEDS (shown as "> 10,000")
+# a projected seed count needs the measured shift to stand out from its own noise: below one
+# standard error (|t| < 1) the shift's very sign is a coin toss, and so is any count made from it
+WEAK_T = 1.0
 
 
 def half_width(sd: float, seeds: int) -> float:
@@ -240,32 +252,41 @@ def half_width(sd: float, seeds: int) -> float:
 
 def seeds_for_half_width(sd: float, points: float) -> int:
     """The fewest seeds whose 95% CI half-width, t(0.975, k-1) * sd / sqrt(k), is at most
-    ``points`` (a fraction, like ``sd``), if the s.d. stays as measured."""
+    ``points`` (a fraction, like ``sd``), if the s.d. stays as measured; TOO_MANY past MAX_SEEDS."""
     if not sd > 0:
         return 2
     k = 2
-    while half_width(sd, k) > points and k < MAX_SEEDS:
+    while half_width(sd, k) > points:
         k += 1
+        if k > MAX_SEEDS:
+            return TOO_MANY
     return k
+
+
+def seeds_for_sign_test(level: float) -> int:
+    """Seeds for the exact sign test (every seed the same difference: what compare_seeds runs
+    then) to reach p = 2^-k < level; its power is 1 while every seed keeps that difference."""
+    return max(2, math.floor(math.log2(1 / level)) + 1)
 
 
 def seeds_for_power(shift: float, sd: float, level: float, power: float = POWER) -> int | None:
     """Seeds for a one-sided paired t-test at ``level`` to reject with probability ``power`` when
     the true shift is the one measured (effect size |shift| / sd; statsmodels' TTestPower, the
-    one-sample t-test a paired test is). None when the shift is zero or the seeds would exceed
-    MAX_SEEDS."""
+    one-sample t-test a paired test is); TOO_MANY past MAX_SEEDS, None for a zero shift. When
+    every seed gave the same difference the rule runs the sign test: its count instead."""
     from statsmodels.stats.power import TTestPower  # 0.3 s to import: only where power is asked
-    if not (sd > 0 and shift):
-        return 2 if shift and sd == 0 else None
+    if not shift:
+        return None
+    if not sd > SAME_DIFFERENCE:
+        return seeds_for_sign_test(level)
     effect, test = abs(shift) / sd, TTestPower()
     if test.power(effect_size=effect, nobs=2, alpha=level, alternative="larger") >= power:
         return 2  # the root finder has no solution below the smallest paired test
-    try:
-        n = float(np.atleast_1d(test.solve_power(effect_size=effect, alpha=level, power=power,
-                                                 alternative="larger"))[0])
-    except (ValueError, RuntimeError):
-        return None
-    return math.ceil(n) if math.isfinite(n) and n <= MAX_SEEDS else None
+    if test.power(effect_size=effect, nobs=MAX_SEEDS, alpha=level, alternative="larger") < power:
+        return TOO_MANY
+    n = float(np.atleast_1d(test.solve_power(effect_size=effect, alpha=level, power=power,
+                                             alternative="larger"))[0])
+    return math.ceil(n) if math.isfinite(n) and n <= MAX_SEEDS else TOO_MANY
 
 
 @dataclass(frozen=True)
@@ -280,44 +301,59 @@ class Power:
     for_precision: int  # seeds for a half-width <= the precision asked
     to_support: int | None  # seeds for 80% power to support the claim at its level (None: not on its side)
     to_contradict: int | None  # seeds for 80% power to go against it at Holm's first step
+    weak: bool = False  # |t| < WEAK_T: the shift is within its noise, so no count is projected from it
 
 
 def power_of(comparisons: list[Comparison], alpha: float = ALPHA, precision_points: float = 3.0) -> list[Power]:
     """Per comparison over seeds: its precision now, the seeds for a 95% CI half-width of
     ``precision_points``, and the seeds for 80% power at the observed mean and s.d. to reach the
     rule's level: alpha / 2 for the claim (the intersection-union test has no correction),
-    alpha / (2 m) against it (Holm's first step over the claim's m comparisons)."""
+    alpha / (2 m) against it (Holm's first step over the claim's m comparisons). A "not worse"
+    comparison whose seeds all gave one difference is never supported (the sign test speaks of
+    the median); a shift within one standard error of the boundary gets no count at all."""
     m = len(comparisons)
     rows = []
     for c in comparisons:
         if c.one_seed:
             continue
-        support = seeds_for_power(c.shift, c.sd, alpha / 2) if c.shift > 0 else None
-        against = seeds_for_power(c.shift, c.sd, alpha / (2 * m)) if c.shift < 0 else None
+        same = not c.sd > SAME_DIFFERENCE
+        weak = not same and abs(c.shift) < WEAK_T * c.sd / math.sqrt(c.seeds)
+        supportable = c.shift > 0 and not (same and c.kind == NOT_WORSE)
+        support = seeds_for_power(c.shift, c.sd, alpha / 2) if supportable and not weak else None
+        against = seeds_for_power(c.shift, c.sd, alpha / (2 * m)) if c.shift < 0 and not weak else None
         rows.append(Power(c.label, c.seeds, 100 * c.diff, 100 * c.sd, 100 * half_width(c.sd, c.seeds),
-                          seeds_for_half_width(c.sd, precision_points / 100), support, against))
+                          seeds_for_half_width(c.sd, precision_points / 100), support, against, weak))
     return rows
 
 
 def seeds_to_decide(power: list[Power]) -> tuple[int | None, int | None, int]:
     """For a claim: the seeds at which, each comparison at 80% power at its observed difference,
     it would be SUPPORTED (every comparison must support: the largest; None when one is not on the
-    claim's side) or CONTRADICTED (one against suffices: the smallest; None when none is against),
-    and the seeds that measure every comparison to the precision asked."""
+    claim's side or too weak to project) or CONTRADICTED (one against suffices: the smallest;
+    None when none is against), and the seeds that measure every comparison to the precision
+    asked. Per comparison, not per claim: with several comparisons to support, the claim's own
+    power is below 80%."""
     support = None if any(p.to_support is None for p in power) else max((p.to_support for p in power), default=None)
     against = min((p.to_contradict for p in power if p.to_contradict is not None), default=None)
     return support, against, max((p.for_precision for p in power), default=2)
 
 
+def _points(value: float) -> str:
+    """A bound in points: one decimal, two where one would print 0.0."""
+    return f"{value:.2f}" if abs(value) < 0.05 else f"{value:.1f}"
+
+
 def ruled_out(c: Comparison) -> str:
-    """What a comparison's 95% CI rules out, in words: "ABCL is at most 1.2 points above CosFace
-    under BIM L∞ ε=0.2"."""
+    """What a comparison's 95% CI (per comparison, unadjusted) leaves open, in words: "ABCL is
+    at most 1.2 points above CosFace at BIM L∞ ε=0.2"."""
     a, rest = c.label.split(" vs ", 1)
     b, where = rest.rsplit(", ", 1) if ", " in rest else (rest, "")
     low, high = 100 * c.low, 100 * c.high
     at = f" at {where}" if where else ""
     if low > 0:
-        return f"{a} is {low:.1f} to {high:.1f} points above {b}{at}"
+        return f"{a} is {_points(low)} to {_points(high)} points above {b}{at}"
     if high < 0:
-        return f"{a} is {-high:.1f} to {-low:.1f} points below {b}{at}"
-    return f"{a} is at most {high:.1f} points above and at most {-low:.1f} points below {b}{at}"
+        return f"{a} is {_points(-high)} to {_points(-low)} points below {b}{at}"
+    if low == high == 0:
+        return f"{a} and {b} score the same on every seed{at}"
+    return f"{a} is at most {_points(high)} points above and at most {_points(-low)} points below {b}{at}"

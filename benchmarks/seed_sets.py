@@ -61,11 +61,11 @@ def stability(folders: list[Path], alpha: float, precision_points: float) -> str
             f"Runs: {', '.join(str(f) for f in folders)}. Rule: `abcl/statistics.py` at α = {alpha:g}.\n\n"
             + markdown(pd.DataFrame(rows))
             + f"\n**{'No' if not flips else len(flips)} SUPPORTED↔CONTRADICTED flip"
-            + ("" if not flips else f"s: {', '.join(flips)}") + ".**\n\n"
+            + ("s" if len(flips) > 1 else "") + (f": {', '.join(flips)}" if flips else "") + ".**\n\n"
             + "Each comparison in each run: mean difference A − B in points [95% CI] and how it reads.\n\n"
             + markdown(pd.DataFrame(readings))
             + f"\n# All seeds pooled: precision and power (`abcl power {' '.join(map(str, folders))}`)\n\n"
-            + power_markdown(pooled, alpha, precision_points))
+            + power_markdown(pooled, alpha, precision_points, exploratory=True))
 
 
 def main() -> None:

@@ -34,7 +34,8 @@ def results_of(out: Path, script: str) -> dict:
 
 def test_every_script_is_checked_here():
     assert SCRIPTS == ["bench.py", "calibration.py", "compare_fingerprints.py", "fetch_wheels.sh", "gpu_check.sh",
-                       "gpu_profile.py", "gpu_smoke.py", "kernel_modes.py", "lr_scaling.py", "pipeline_times.py"]  # calibration.py: test_calibration
+                       "gpu_profile.py", "gpu_smoke.py", "kernel_modes.py", "lr_scaling.py", "pipeline_times.py",
+                       "seed_sets.py"]  # calibration.py: test_calibration; seed_sets.py: test_report
 
 
 # Each (script, *args) runs as __main__, all in one interpreter (torch is imported once); what

@@ -167,7 +167,7 @@ def test_unknown_profile_key_is_refused(tmp_path):
 
 @pytest.mark.parametrize("arguments,message", [
     (["--run", "ArcFace"], "abcl train: error: no run named 'ArcFace' in the plan; runs: HT-SCE, HT-SCE+AB 0/64"),
-    (["--run", "ABCL", "--seed", "7"], "abcl train: error: no run named 'ABCL' with seed 7 in the plan"),
+    (["--run", "ABCL", "--seed", "70"], "abcl train: error: no run named 'ABCL' with seed 70 in the plan"),
     (["--train-config", "{\"loss\": \"arcface\"}"],
      "abcl train: error: training config error at 'loss': 'arcface' is not one of: sce, cos_sce, cosface, ht_sce"),
     (["--train-config", "{\"loss\": \"ht_sce\", \"s\": 5, \"k1\": -512}"],

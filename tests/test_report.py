@@ -1,6 +1,7 @@
 """Adaptive attacks, the independent reference check, the masking report and the claims verdicts."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from abcl.claims import ab_repairs, compare_accuracy, paper_claims, robustness, 
 from abcl.report import claim_markdown, claims_report, masking_report
 from abcl.data import as_float_images
 from abcl.train import load_model, train_model
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -435,6 +438,14 @@ def test_comparisons_csv_pools_disjoint_seed_sets_of_one_experiment(tmp_path):
         pooled_comparisons([first, first.assign(a=first.a + 0.01)])
     with pytest.raises(ABCLError, match="different experiments"):
         pooled_comparisons([first, second.assign(epochs=3)])
+    assert first.settings.iloc[0] == "loss=ht_sce k1=512 k2=64 s=5 m=0 vs loss=sce k1=0 k2=0 s=0 m=0"
+    # one config's comparison, another's loss settings, kind or margin: not one experiment either
+    for column, other in (("settings", "loss=ht_sce k1=256 k2=64 s=5 m=0 vs loss=sce k1=0 k2=0 s=0 m=0"),
+                          ("kind", "not worse"), ("margin", 0.02)):
+        with pytest.raises(ABCLError, match=f"the runs compare different {column}"):
+            pooled_comparisons([first, second.assign(**{column: other})])
+    with pytest.raises(ABCLError, match="1 seed in all the runs; a comparison over seeds needs two"):
+        pooled_comparisons([first[first.seed == 0]])
 
 
 def test_abcl_power_prints_the_pooled_power_table_and_names_a_missing_file(tmp_path, capsys):
@@ -446,9 +457,32 @@ def test_abcl_power_prints_the_pooled_power_table_and_names_a_missing_file(tmp_p
         per_seed_frame([robustness(part, {})], evals).to_csv(tmp_path / name / "comparisons.csv", index=False)
     main(["power", str(tmp_path / "a"), str(tmp_path / "b"), "--precision-points", "2"])
     out = capsys.readouterr().out
-    assert "## Claim 4: " in out and " over 5 seeds" in out and "seeds for ±2" in out
+    assert "## Claim 4: NOT SHOWN (exploratory) over 5 seeds" in out and "seeds for ±2" in out
+    assert "*Exploratory.*" in out and "optional stopping" in out
     assert "ABCL vs SCE, FGSM L∞ ε=0.2" in out and "80% power to support" in out
     (tmp_path / "c").mkdir()
     assert main(["power", str(tmp_path / "c")]) == 2
     assert "c/comparisons.csv: missing" in capsys.readouterr().err
     assert main(["power"]) == 2 and "no finished run to read" in capsys.readouterr().err
+
+
+def test_seed_sets_reports_each_sets_verdicts_flips_and_refuses_shared_seeds(tmp_path):
+    """benchmarks/seed_sets.py on two disjoint seed sets of one (fake) experiment: one run whose
+    ABCL is far above SCE and CosFace, one where it is far below, must be reported as a flip."""
+    sys.path.insert(0, str(ROOT))
+    from abcl.claims import per_seed_frame
+    from benchmarks.seed_sets import stability
+    for name, abcl, seeds in (("a", 0.80, (0, 1, 2)), ("b", 0.05, (3, 4))):
+        evals = table_models(abcl, seeds)
+        under_bim = (evals.model == "ABCL") & (evals.attack == "bim")
+        evals.loc[under_bim, "accuracy"] = abcl / 2 + 0.1 + evals.seed[under_bim].map(lambda seed: NOISE[seed])
+        evals.common_accuracy = evals.accuracy
+        found = [robustness(evals, {})]
+        (tmp_path / name).mkdir()
+        per_seed_frame(found, evals).to_csv(tmp_path / name / "comparisons.csv", index=False)
+        (tmp_path / name / "claims.md").write_text(claims_report(found, evals, None))
+    text = " ".join(stability([tmp_path / "a", tmp_path / "b"], 0.05, 3.0).split())  # tables unpadded
+    assert "| Claim 4 | SUPPORTED | CONTRADICTED | FLIP |" in text and "**1 SUPPORTED↔CONTRADICTED flip: Claim 4.**" in text
+    assert "a (seeds 0, 1, 2)" in text and "b (seeds 3, 4)" in text and " over 5 seeds" in text
+    with pytest.raises(SystemExit, match="share seeds \\[0, 1, 2\\]"):
+        stability([tmp_path / "a", tmp_path / "a"], 0.05, 3.0)

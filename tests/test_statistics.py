@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from abcl.statistics import (CONTRADICTED, NOT_SHOWN, NOT_WORSE, SUPPORTED, compare_seeds, holm, mcnemar,
+from abcl.statistics import (TOO_MANY, CONTRADICTED, NOT_SHOWN, NOT_WORSE, SUPPORTED, compare_seeds, holm, mcnemar,
                              summarize, verdict)
 
 
@@ -132,6 +132,7 @@ def test_half_width_and_the_seeds_for_a_precision_match_the_t_quantiles():
     # s.d. 4 points, +-3 asked: 9 seeds give 2.3060 * 4 / 3 = 3.07, 10 give 2.2622 * 4 / sqrt(10) = 2.86
     assert seeds_for_half_width(0.04, 0.03) == 10
     assert seeds_for_half_width(0.0, 0.03) == 2
+    assert seeds_for_half_width(0.5, 0.001) == TOO_MANY  # past the cap: one value, shown as "> 10,000"
 
 
 def power_by_hand(effect, n, level):
@@ -147,15 +148,51 @@ def test_seeds_for_power_are_the_fewest_reaching_80_percent_on_the_noncentral_t(
         effect = abs(shift) / sd
         assert power_by_hand(effect, n, level) >= 0.8 > power_by_hand(effect, n - 1, level)
     assert seeds_for_power(0.5, 0.01, 0.025) == 2  # a huge effect: the smallest paired test
-    assert seeds_for_power(0.0, 0.03, 0.025) is None
-    assert seeds_for_power(1e-6, 0.05, 0.025) is None  # beyond MAX_SEEDS
+    assert seeds_for_power(0.0, 0.03, 0.025) is None  # no direction: no count
+    assert seeds_for_power(1e-6, 0.05, 0.025) == TOO_MANY  # beyond MAX_SEEDS: not the same as no direction
+
+
+def test_where_every_seed_gives_one_difference_power_follows_the_sign_test():
+    """compare_seeds runs the exact sign test then (p = 2^-k), so its count is the smallest k with
+    2^-k below the level: 6 at 0.025 (2^-6 = 0.0156; 2^-5 = 0.031 is not), 9 at 0.05 / 16."""
+    from abcl.statistics import power_of, seeds_for_power
+    assert seeds_for_power(0.02, 0.0, 0.025) == 6 and seeds_for_power(-0.02, 0.0, 0.05 / 16) == 9
+    for k in (6, 9):
+        level = 0.025 if k == 6 else 0.05 / 16
+        assert 0.5 ** k < level <= 0.5 ** (k - 1)
+    same = seeds(0.60, 0.61, 0.62)
+    up = compare_seeds("A vs B, clean", same, same - 0.01)
+    # "not worse" with one difference on every seed: the sign test speaks of the median, never supports
+    level = compare_seeds("A vs C, clean", same, same + 0.01, NOT_WORSE, 0.02)
+    rows = power_of([up, level], alpha=0.05)
+    assert rows[0].to_support == 6 and rows[0].to_contradict is None
+    assert rows[1].to_support is None and rows[1].to_contradict is None and not rows[1].weak
+    # the rule agrees: 6 seeds of +1 point support at 2^-6 < 0.025, 5 do not
+    assert compare_seeds("A vs B", seeds(*[0.6] * 6), seeds(*[0.59] * 6)).p_support < 0.025
+    assert compare_seeds("A vs B", seeds(*[0.6] * 5), seeds(*[0.59] * 5)).p_support > 0.025
+
+
+def test_a_shift_within_one_standard_error_gets_no_seed_count():
+    """A mean 0.1 s.e. from the boundary: the sign of the true shift is a coin toss, so no count of
+    seeds "to decide" is projected from it (it would run into the hundreds on noise alone)."""
+    from abcl.report import WEAK, power_rows, precision_summary
+    from abcl.claims import Claim
+    from abcl.statistics import power_of, verdict
+    near = compare_seeds("A vs B, clean", seeds(0.50, 0.55, 0.45, 0.52), seeds(0.503, 0.503, 0.503, 0.503))
+    assert near.diff == pytest.approx(0.002) and near.sd == pytest.approx(0.042, abs=0.001)  # t = 0.1
+    row = power_of([near])[0]
+    assert row.weak and row.to_support is None and row.to_contradict is None
+    assert power_rows([near]).iloc[0]["seeds, 80% power to support"] == WEAK
+    claim = Claim("Claim 9: A beats B", "", [near], verdict([near]))
+    text = precision_summary(claim)
+    assert "no seed count can be projected: A vs B, clean lies within one standard error" in text
 
 
 def test_power_of_reads_each_comparison_from_the_claims_boundary():
     from abcl.statistics import power_of, seeds_for_power, seeds_to_decide
     up = compare_seeds("A vs B, clean", seeds(0.60, 0.62, 0.61, 0.65), seeds(0.55, 0.56, 0.57, 0.58))
     # not worse by 2 points: d = -1 point is on the claim's side of -2
-    level = compare_seeds("A vs C, clean", seeds(0.50, 0.52, 0.49, 0.51), seeds(0.51, 0.53, 0.50, 0.52),
+    level = compare_seeds("A vs C, clean", seeds(0.50, 0.52, 0.49, 0.51), seeds(0.51, 0.535, 0.50, 0.52),
                           NOT_WORSE, 0.02)
     down = compare_seeds("A vs D, clean", seeds(0.50, 0.52, 0.49, 0.51), seeds(0.55, 0.56, 0.57, 0.59))
     rows = power_of([up, level, down], alpha=0.05, precision_points=3.0)
@@ -176,5 +213,10 @@ def test_what_an_interval_rules_out_reads_in_points():
     text = ruled_out(straddles)
     assert text == (f"ABCL is at most {100 * straddles.high:.1f} points above and at most {-100 * straddles.low:.1f} "
                     "points below CosFace at BIM L∞ ε=0.2")
+    # a bound that would print as 0.0 gets two decimals
+    near = compare_seeds("ABCL vs CosFace, test", seeds(0.5, 0.5, 0.5), seeds(0.502, 0.501, 0.5015))
+    assert ruled_out(near) == "ABCL is 0.03 to 0.3 points below CosFace at test"  # CI [-0.27, -0.026]
+    assert ruled_out(compare_seeds("A vs B, clean", seeds(0.5, 0.6), seeds(0.5, 0.6))) == \
+        "A and B score the same on every seed at clean"
     above = compare_seeds("s=4 vs s=16, clean", seeds(0.99, 0.98, 0.985), seeds(0.90, 0.91, 0.905))
     assert ruled_out(above).startswith("s=4 is ") and "points above s=16 at clean" in ruled_out(above)

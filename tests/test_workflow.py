@@ -63,7 +63,7 @@ def test_dry_run_plans_one_job_per_configuration(workdir, configfile):
     # Fig. 3's three models: the first seed's, or every seed's with embed.every_seed
     assert jobs["features"] == jobs["tsne"] == 3 * (len(config["seeds"]) if config["embed"]["every_seed"] else 1)
     assert jobs["prepare_data"] == jobs["fig1"] == jobs["fig2"] == jobs["fig3"] == jobs["table"] == 1
-    expected = {"config/config.yaml": 30, "config/cpu-full.yaml": 30, "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3 + 2 * 3 * 3}
+    expected = {"config/config.yaml": 86, "config/cpu-full.yaml": 30, "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3 + 2 * 3 * 3}
     assert n_models == expected[configfile]
     results = {"config/config.yaml": "results/mnist5k/", "config/cpu-full.yaml": "results/mnist-cpu-full/",
                "config/paper.yaml": "results/mnist/"}[configfile]
@@ -187,7 +187,7 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     for name in ("claims.md", "masking.csv", "separability.csv", "table.csv", "leaderboard.csv", "adversarial.csv"):
         assert (results / name).stat().st_size > 100, name
     # one seed: no comparison over seeds, so abcl power has nothing to pool yet
-    assert (results / "comparisons.csv").read_text().splitlines()[0].startswith("claim,comparison,kind,margin,seed,a,b")
+    assert (results / "comparisons.csv").read_text().splitlines()[0].startswith("claim,comparison,kind,margin,settings,seed,a,b")
     claims = (results / "claims.md").read_text()
     assert "**Verdict: NOT SHOWN**" in claims and "McNemar exact on 100 items" in claims  # one seed
     assert "one seed: each comparison is about two trained networks" in claims and "Holm" in claims
@@ -283,7 +283,7 @@ def test_catalog_layout_and_module_use_from_another_directory(workdir, tmp_path)
     assert snakefile != block
     (project / "Snakefile").write_text(snakefile)
     planned = planned_jobs(snakemake("-n", cwd=project, snakefile=None).stdout)
-    assert planned["abcl_train"] == 30 and planned["abcl_claims"] == 1  # 10 models, 3 seeds
+    assert planned["abcl_train"] == 86 and planned["abcl_claims"] == 1  # the default plan's 86 trainings
 
 
 @pytest.mark.parametrize("cores", ["2", "8"])
