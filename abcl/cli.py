@@ -351,9 +351,11 @@ def cmd_configurations(args: argparse.Namespace, config: dict | None) -> None:
 
 
 def cmd_resources(args: argparse.Namespace, config: dict | None) -> None:
-    _finished_runs(args.results)
-    from abcl.cluster import write_table
-    table = write_table(args.results, args.out)
+    from abcl.cluster import FINISHED, finished, write_table
+    for folder in args.results:
+        if not finished(folder):  # make resources names every folder that exists, finished or not
+            print(f"{folder}: skipped, not a finished run (no {FINISHED}); its requests stay as they were")
+    table = write_table(_finished_runs([f for f in args.results if finished(f)]), args.out)
     for name, rules in table["measured"].items():
         print(f"{name}: " + ", ".join(f"{rule} {r['runtime']} min {r['mem_mb']} MB" for rule, r in rules.items()
                                       if isinstance(r, dict)) + (f" ({rules['kernels']} kernels)" if "kernels" in rules else ""))

@@ -30,9 +30,11 @@ HEADER = """\
 # `abcl resources` (make resources) from the benchmark: files of finished runs; a rerun updates
 # the folders it measures and keeps the others. `estimated`: written by hand for configs not yet
 # run, each with its basis; a measurement of the same folder takes precedence. A folder in
-# neither takes, rule by rule, the largest request of both. train_adversarial is the train rule's
-# request for adversarially trained models (an attack on every batch). An estimate gives the
-# seconds it expects a job to take (estimated_s) and its basis.
+# neither takes, rule by rule, the largest request of both. train_adversarial and
+# evaluate_adversarial are the train and evaluate rules' requests for adversarially trained models.
+# A node picks its own portable tier, so kernel-bound rules are sized for the slowest,
+# portable-baseline (sized_s: the longest job times its measured slowdown, abcl/cluster.py). An
+# estimate gives the seconds it expects a job to take there (estimated_s) and its basis.
 # Formula: runtime = ceil({rf} * longest s / 60) + {rs}; mem_mb = {mf} * largest max_rss + {ms}, to 256 MB.
 """.format(rf=RUNTIME_FACTOR, rs=RUNTIME_SLACK_MIN, mf=MEM_FACTOR, ms=MEM_SLACK_MB)
 
@@ -42,11 +44,24 @@ _MODEL_BENCHMARKS = {"train.benchmark.tsv": "train", "eval.benchmark.tsv": "eval
 
 
 ADVERSARIAL_TRAIN = "train_adversarial"  # an adversarial training's request: an attack on every batch
+ADVERSARIAL_EVALUATE = "evaluate_adversarial"  # its evaluation: AutoAttack at the adversarial budget
+_ADVERSARIAL_RULES = {"train": ADVERSARIAL_TRAIN, "evaluate": ADVERSARIAL_EVALUATE}
+
+# A cluster node picks its own portable tier (abcl/kernels.py), so a request measured in one tier
+# must cover the slowest, portable-baseline: its cost per training epoch relative to each tier,
+# measured side by side (benchmarks/measured/kernel-modes-2026-12-05.json, 3 rounds, the epochs after
+# the first; evaluations cost less: 2.8x for avx512), rounded up. tests/test_cluster.py checks them against that file.
+SLOWEST_TIER = "portable-baseline"
+TIER_SLOWDOWN = {"portable-avx512": 3.4, "portable-avx2": 2.6, SLOWEST_TIER: 1.0}
+# the rules whose time follows torch's kernels (t-SNE is scikit-learn's; the others read CSVs and draw)
+KERNEL_BOUND = {"train", "evaluate", "features", ADVERSARIAL_TRAIN, ADVERSARIAL_EVALUATE}
+FINISHED = "claims.md"  # the default target's last report: a folder without it is a run in progress
 
 
 def _rule_of(path: Path) -> str | None:
-    if path.name == "train.benchmark.tsv" and any(part.startswith("at~") for part in path.parts):
-        return ADVERSARIAL_TRAIN
+    adversarial = any(part.startswith("at~") for part in path.parts)
+    if adversarial and path.name in ("train.benchmark.tsv", "eval.benchmark.tsv"):
+        return _ADVERSARIAL_RULES[_MODEL_BENCHMARKS[path.name]]
     if path.name in _MODEL_BENCHMARKS:
         return _MODEL_BENCHMARKS[path.name]
     return path.stem if path.parent.name == "benchmarks" and path.suffix == ".tsv" else None
@@ -91,17 +106,31 @@ def benchmarks(results: str | Path) -> dict[str, list[tuple[float, float]]]:
     return seen
 
 
+def finished(results: str | Path) -> bool:
+    """Whether a results folder holds a finished run (a run in progress lacks its longest jobs)."""
+    return (Path(results) / FINISHED).exists()
+
+
 def measure(results: str | Path) -> dict[str, dict]:
-    """Per rule: the request, with the measurements it comes from, over every benchmark file; and
-    ``kernels``, the kernel modes they were measured in."""
+    """Per rule: the request, with the measurements it comes from, over every benchmark file of a
+    finished run; and ``kernels``, the kernel modes they were measured in. Rules bound by the
+    kernels are sized for the slowest portable tier (``sized_s``), which a node may pick."""
+    if not finished(results):
+        raise ABCLError(f"{results}: not a finished run (no {FINISHED}); a run in progress would size requests "
+                        "from its shorter jobs")
     seen = benchmarks(results)
     if not seen:
         raise ABCLError(f"{results}: no benchmark files (run the workflow there first)")
-    table: dict[str, dict] = {"kernels": kernels_of(results)}
+    kernels = kernels_of(results)
+    slowdown = TIER_SLOWDOWN.get(kernels, 1.0)
+    table: dict[str, dict] = {"kernels": kernels}
     for rule, runs in sorted(seen.items()):
         max_s, max_rss = max(s for s, _ in runs), max(r for _, r in runs)
-        table[rule] = {**request(max_s, max_rss), "jobs": len(runs), "longest_s": round(max_s, 1),
+        sized = max_s * slowdown if rule in KERNEL_BOUND else max_s
+        table[rule] = {**request(sized, max_rss), "jobs": len(runs), "longest_s": round(max_s, 1),
                        "max_rss_mb": round(max_rss, 1)}
+        if sized != max_s:
+            table[rule]["sized_s"] = round(sized, 1)  # for a portable-baseline node
     return table
 
 
@@ -137,14 +166,15 @@ def rule_request(table: dict[str, dict], results_name: str, rule: str) -> dict[s
     return {"runtime": max(m["runtime"] for m in known), "mem_mb": max(m["mem_mb"] for m in known)}
 
 
-def training_request(table: dict[str, dict], results_name: str, adversarial: bool) -> dict[str, int]:
-    """A training's request: an adversarial one (an attack on every batch, ~10x the time) has its
-    own, from a measured or estimated ``train_adversarial``; a clean one the ``train`` rule's."""
+def model_request(table: dict[str, dict], results_name: str, rule: str, adversarial: bool) -> dict[str, int]:
+    """A training's or evaluation's request: an adversarially trained model's (an attack on every
+    batch, AutoAttack at its budget) has its own, from a measured or estimated
+    ``train_adversarial`` / ``evaluate_adversarial``; a clean one the rule's."""
     if adversarial:
-        own = rule_request(table, results_name, ADVERSARIAL_TRAIN)
+        own = rule_request(table, results_name, _ADVERSARIAL_RULES[rule])
         if own:
             return own
-    return rule_request(table, results_name, "train")
+    return rule_request(table, results_name, rule)
 
 
 def gpu_on_this_machine() -> bool:
@@ -153,8 +183,9 @@ def gpu_on_this_machine() -> bool:
 
 
 def seconds_behind(entry: dict) -> float:
-    """The time a request is sized from: a measurement's longest job, or an estimate's seconds."""
-    return float(entry.get("longest_s", entry.get("estimated_s", math.inf)))
+    """The time a request is sized from: a measurement's longest job (scaled to the slowest
+    portable tier where the kernels set it), or an estimate's seconds."""
+    return float(entry.get("sized_s", entry.get("longest_s", entry.get("estimated_s", math.inf))))
 
 
 def show_group_submission_errors() -> None:

@@ -71,7 +71,7 @@ MISTAKES = {  # command: (arguments, what its one line must say)
                      "--out-md", "{out}/a.md"], "garbage.csv: not an evaluation CSV"),
     "fig-adversarial": (["--out", "{out}/fa.png", "SCE={garbage}"], "garbage.csv: not an evaluation CSV"),
     "configurations": (["{run}"], "not a finished workflow run"),
-    "resources": (["{run}", "--out", "{out}/r.yaml"], "no benchmark files"),
+    "resources": (["{run}", "--out", "{out}/r.yaml"], "no finished run to read"),
     "power": (["{run}"], "comparisons.csv: missing; the claims rule writes it"),
     "leaderboard": (["--out-csv", "{out}/l.csv", "--out-md", "{out}/l.md", "SCE={garbage}"],
                     "garbage.csv: not an evaluation CSV"),
@@ -96,13 +96,13 @@ def test_a_mistake_gets_one_line(name, mistakes, capsys):
 def test_validate_config_and_plan_separate_the_adversarial_target(capsys):
     from abcl.cli import main
     assert main(["validate-config", "config/config.yaml"]) == 0
-    assert "104 models: 86 trained by `snakemake`, the default target, 18 more by `snakemake adversarial`" \
+    assert "144 models: 126 trained by `snakemake`, the default target, 18 more by `snakemake adversarial`" \
         in capsys.readouterr().out
     assert main(["plan", "--config", "config/config.yaml"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert rows[0].split()[:3] == ["name", "seed", "target"]
     targets = [re.search(r"\s\d+\s+(all|adversarial)\s", row).group(1) for row in rows[1:]]
-    assert targets.count("adversarial") == 18 and targets.count("all") == 86
+    assert targets.count("adversarial") == 18 and targets.count("all") == 126
 
 
 @pytest.mark.parametrize("command", ["configurations", "resources", "power"])

@@ -17,8 +17,11 @@ HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load
 
 
 def benchmark(path: Path, seconds: float, rss: float) -> None:
+    """A rule's benchmark file, in a results folder marked as a finished run."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(HEADER + f"{seconds}\t0:00:00\t{rss}\t0\t0\t0\t0\t0\t0\t0\n")
+    results = next(parent for parent in path.parents if parent.name in ("models", "benchmarks")).parent
+    (results / "claims.md").write_text("# finished\n")
 
 
 def test_request_adds_headroom_as_the_formula_says():
@@ -66,8 +69,55 @@ def test_a_rerun_merges_and_never_shrinks_another_folders_request(tmp_path):
 
 
 def test_a_folder_without_benchmarks_is_a_clear_error(tmp_path):
+    (tmp_path / "claims.md").write_text("# finished\n")
     with pytest.raises(ABCLError, match="no benchmark files"):
         measure(tmp_path)
+
+
+def test_a_run_in_progress_never_sizes_a_request(tmp_path, capsys):
+    """A run still going has measured only its shorter jobs: `abcl resources` (make resources,
+    which names every folder that exists) skips it and keeps its requests as they were."""
+    from abcl.cli import main
+    benchmark(tmp_path / "mnist-cpu-full" / "models" / "a" / "eval.benchmark.tsv", 62, 900)
+    (tmp_path / "mnist-cpu-full" / "claims.md").unlink()
+    with pytest.raises(ABCLError, match="not a finished run .no claims.md."):
+        measure(tmp_path / "mnist-cpu-full")
+    benchmark(tmp_path / "mnist5k" / "models" / "a" / "eval.benchmark.tsv", 20, 500)
+    out = tmp_path / "resources.yaml"
+    out.write_text("estimated:\n  mnist-cpu-full:\n    basis: x\n    evaluate: {estimated_s: 2621, runtime: 90, mem_mb: 2304}\n")
+    assert main(["resources", str(tmp_path / "mnist-cpu-full"), str(tmp_path / "mnist5k"), "--out", str(out)]) == 0
+    assert "mnist-cpu-full: skipped, not a finished run" in capsys.readouterr().out
+    table = load_table(out)
+    assert "mnist-cpu-full" not in table["measured"] and rule_request(table, "mnist-cpu-full", "evaluate")["runtime"] == 90
+
+
+def test_kernel_bound_rules_are_sized_for_the_slowest_portable_tier(tmp_path):
+    """Measured in portable-avx512, a training asks for what portable-baseline (a node without
+    AVX2 picks it) would take; t-SNE (scikit-learn) and the reports are not scaled."""
+    from abcl.cluster import SLOWEST_TIER, TIER_SLOWDOWN
+    run = tmp_path / "mnist5k"
+    benchmark(run / "models" / "a" / "train.benchmark.tsv", 30, 500)
+    benchmark(run / "models" / "a" / "tsne.benchmark.tsv", 30, 500)
+    benchmark(run / "benchmarks" / "fig1.tsv", 30, 500)
+    (run / "models" / "a" / "train.json").write_text(json.dumps({"device": "cpu", "kernels": {"kernels": "portable-avx512"}}))
+    table = measure(run)
+    assert table["kernels"] == "portable-avx512" and TIER_SLOWDOWN["portable-avx512"] > 3
+    assert table["train"]["sized_s"] == pytest.approx(30 * TIER_SLOWDOWN["portable-avx512"])
+    assert table["train"]["runtime"] == request(30 * TIER_SLOWDOWN["portable-avx512"], 500)["runtime"]
+    assert "sized_s" not in table["tsne"] and table["fig1"]["runtime"] == request(30, 500)["runtime"]
+    assert TIER_SLOWDOWN[SLOWEST_TIER] == 1.0
+
+
+def test_tier_slowdowns_are_the_measured_ones_rounded_up():
+    """TIER_SLOWDOWN against the side-by-side measurement it cites: portable-baseline's mean epoch
+    (the first apart, which warms up) over each tier's, rounded up to 0.1."""
+    from statistics import mean
+    from abcl.cluster import SLOWEST_TIER, TIER_SLOWDOWN
+    runs = json.loads((ROOT / "benchmarks" / "measured" / "kernel-modes-2026-12-05.json").read_text())["runs"]
+    epoch = {mode: mean(mean(r["epoch_seconds"][1:]) for r in runs if r["mode"] == mode) for mode in TIER_SLOWDOWN}
+    for mode, factor in TIER_SLOWDOWN.items():
+        ratio = epoch[SLOWEST_TIER] / epoch[mode]
+        assert ratio <= factor < ratio + 0.1 + 1e-9, (mode, ratio, factor)
 
 
 def test_the_shipped_table_covers_every_cluster_rule():
@@ -123,14 +173,14 @@ def test_every_request_is_at_least_twice_the_time_it_is_sized_from(configfile):
     """Each job rule of each config, adversarial trainings apart, asks for at least twice the
     longest measured job of its results folder, or twice its stated estimate (with its basis):
     SLURM kills a job at its runtime."""
-    from abcl.cluster import ADVERSARIAL_TRAIN, seconds_behind
+    from abcl.cluster import ADVERSARIAL_EVALUATE, ADVERSARIAL_TRAIN, seconds_behind
     from abcl.config import experiment_plan, load_config, results_dir
     table = load_table(ROOT / "workflow" / "resources.yaml")
     config = load_config(ROOT / configfile)
     folder = Path(results_dir(config)).name
     rules = ["train", "evaluate", "features", "tsne"]
     if any(run.train.adversarial != "none" for run in experiment_plan(config).runs):
-        rules.append(ADVERSARIAL_TRAIN)  # the `adversarial` target's trainings, or the default's
+        rules += [ADVERSARIAL_TRAIN, ADVERSARIAL_EVALUATE]  # the `adversarial` target's models, or the default's
     for rule in rules:
         entry = table["measured"].get(folder, {}).get(rule) or table["estimated"].get(folder, {}).get(rule)
         assert entry, f"{folder} has no request for {rule}"
@@ -143,12 +193,16 @@ def test_every_request_is_at_least_twice_the_time_it_is_sized_from(configfile):
         assert entry["runtime"] * 60 >= 2 * seconds_behind(entry), (folder, rule, entry)
 
 
-def test_an_adversarial_training_asks_for_its_own_request():
-    from abcl.cluster import training_request
-    table = {"measured": {"mnist5k": {"train": {"runtime": 3, "mem_mb": 1792, "longest_s": 20}}},
-             "estimated": {"mnist5k": {"basis": "x", "train_adversarial": {"runtime": 11, "mem_mb": 1792,
-                                                                            "estimated_s": 270}}}}
-    assert training_request(table, "mnist5k", adversarial=False) == {"runtime": 3, "mem_mb": 1792}
-    assert training_request(table, "mnist5k", adversarial=True) == {"runtime": 11, "mem_mb": 1792}
+def test_an_adversarially_trained_model_asks_for_its_own_requests():
+    from abcl.cluster import model_request
+    table = {"measured": {"mnist5k": {"train": {"runtime": 3, "mem_mb": 1792, "longest_s": 20},
+                                      "evaluate": {"runtime": 5, "mem_mb": 2048, "longest_s": 60}}},
+             "estimated": {"mnist5k": {"basis": "x", "train_adversarial": {"runtime": 30, "mem_mb": 1792,
+                                                                            "estimated_s": 820},
+                                       "evaluate_adversarial": {"runtime": 18, "mem_mb": 2048, "estimated_s": 480}}}}
+    assert model_request(table, "mnist5k", "train", adversarial=False) == {"runtime": 3, "mem_mb": 1792}
+    assert model_request(table, "mnist5k", "train", adversarial=True) == {"runtime": 30, "mem_mb": 1792}
+    assert model_request(table, "mnist5k", "evaluate", adversarial=True) == {"runtime": 18, "mem_mb": 2048}
+    assert model_request(table, "mnist5k", "evaluate", adversarial=False) == {"runtime": 5, "mem_mb": 2048}
     del table["estimated"]["mnist5k"]
-    assert training_request(table, "mnist5k", adversarial=True) == {"runtime": 3, "mem_mb": 1792}  # none known
+    assert model_request(table, "mnist5k", "train", adversarial=True) == {"runtime": 3, "mem_mb": 1792}  # none known

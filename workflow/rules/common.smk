@@ -8,9 +8,9 @@ from snakemake.exceptions import WorkflowError
 from abcl.cluster import (
     gpu_on_this_machine,
     load_table,
+    model_request,
     rule_request,
     show_group_submission_errors,
-    training_request,
 )
 from abcl.config import (
     RUN_PATH_REGEX,
@@ -82,16 +82,17 @@ def measured(rule):
     return rule_request(MEASURED, Path(RESULTS).name, rule)
 
 
-def training_resources():
-    """The train rule's runtime and mem_mb, per job: adversarial trainings ask for their own."""
+def model_resources(rule):
+    """The train or evaluate rule's runtime and mem_mb, per job: adversarially trained models ask
+    for their own."""
 
     def request(wildcards, resource):
         adversarial = planned_run(wildcards).train.adversarial != "none"
-        return training_request(MEASURED, Path(RESULTS).name, adversarial)[resource]
+        return model_request(MEASURED, Path(RESULTS).name, rule, adversarial)[resource]
 
     return {
         resource: lambda wildcards, resource=resource: request(wildcards, resource)
-        for resource in measured("train")
+        for resource in measured(rule)
     }
 
 

@@ -16,7 +16,7 @@ rule evaluate:
         "../envs/abcl.yaml"
     threads: config["train"]["threads"]
     resources:
-        **measured("evaluate"),
+        **model_resources("evaluate"),
         gpu=config["train"]["gpu"],
     params:
         name=lambda wildcards: planned_run(wildcards).name,

@@ -14,7 +14,7 @@ rule train:
         "../envs/abcl.yaml"
     threads: config["train"]["threads"]
     resources:
-        **training_resources(),
+        **model_resources("train"),
         gpu=config["train"]["gpu"],
     params:
         name=lambda wildcards: planned_run(wildcards).name,
