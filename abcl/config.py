@@ -173,10 +173,28 @@ def _check_sizes(config: dict[str, Any]) -> None:
                               f"{size:,} {split} images")
 
 
+# a prepared split's tensors -> the IDX file (or the same name .gz) it is read from
+IDX_FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+
+
 def _check_source(config: dict[str, Any]) -> None:
+    """A data_source folder must exist and hold the four IDX files, before any job starts (their
+    contents are checked, against SHA-256 sums, by the data preparation)."""
     source = config.get("data_source")
-    if source is not None and not Path(source).is_dir():
+    if source is None:
+        return
+    if not Path(source).is_dir():
         raise ConfigError(f"config error at 'data_source': {source} is not a folder (it should hold the four IDX files)")
+    missing = [stem for stem in IDX_FILES.values()
+               if not any((Path(source) / name).is_file() for name in (stem, f"{stem}.gz"))]
+    if missing:
+        raise ConfigError(f"config error at 'data_source': {source} lacks {', '.join(missing)} (or .gz): it should "
+                          "hold the four IDX files")
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -20,15 +20,10 @@ import numpy as np
 import torch
 
 from abcl import ABCLError
+from abcl.config import IDX_FILES
 from abcl.records import atomic_path, read_json, save_torch, sha256_file, write_json
 
 DATASETS = ("mnist5k", "mnist", "fashion-mnist")
-IDX_FILES = {
-    "train_x": "train-images-idx3-ubyte",
-    "train_y": "train-labels-idx1-ubyte",
-    "test_x": "t10k-images-idx3-ubyte",
-    "test_y": "t10k-labels-idx1-ubyte",
-}
 # SHA-256 of the uncompressed original MNIST files (docs/method.md, section Data).
 MNIST_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",

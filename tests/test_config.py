@@ -102,7 +102,13 @@ def test_a_missing_data_source_folder_is_refused_before_planning(tmp_path):
     config["data_source"] = str(tmp_path / "absent")
     with pytest.raises(ConfigError, match=r"at 'data_source': .*absent is not a folder"):
         validate_config(config)
-    config["data_source"] = str(tmp_path)
+    config["data_source"] = str(tmp_path)  # a folder, but without the files
+    with pytest.raises(ConfigError, match=r"at 'data_source': .* lacks train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                                          r"t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte \(or .gz\)"):
+        validate_config(config)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / name).write_bytes(b"")  # their contents are the data preparation's to check
     assert validate_config(config)["data_source"] == str(tmp_path)
 
 
