@@ -73,8 +73,8 @@ def power_rows(comparisons: list[Comparison], alpha: float = ALPHA,
     return pd.DataFrame([{
         "comparison": p.label, "seeds": p.seeds, "mean d": f"{p.diff:+.1f}", "s.d. of d": f"{p.sd:.1f}",
         "95% CI ±": f"{p.half:.1f}", f"seeds for ±{precision_points:g}": _seeds(p.for_precision),
-        "seeds, 80% power to support": _seeds(p.to_support, p.weak and c.shift > 0),
-        "to contradict": _seeds(p.to_contradict, p.weak and c.shift < 0),
+        "seeds, 80% power to support": _seeds(p.to_support, p.weak and p.shift > 0),
+        "to contradict": _seeds(p.to_contradict, p.weak and p.shift < 0),
         "what the 95% CI (unadjusted) leaves open": ruled_out(c),
     } for p, c in zip(power_of(comparisons, alpha, precision_points), [c for c in comparisons if not c.one_seed])])
 
@@ -140,7 +140,9 @@ def summary_markdown(found: list[Claim], alpha: float = ALPHA, precision_points:
         power = power_of(claim.comparisons, alpha, precision_points)
         support, against, precise = seeds_to_decide(power)
         widest = f"{max(p.half for p in power):.1f}" if power else "— (one seed)"
-        cannot_support = any(p.weak and p.to_support is None and p.diff >= 0 for p in power)
+        # no count to support: "—" when a comparison clearly lies on the wrong side, else "not projected"
+        blocked = any(p.to_support is None and not p.weak for p in power)
+        cannot_support = not blocked and any(p.weak for p in power)
         rows.append({"claim": claim.statement.split(":", 1)[0], "verdict": claim.outcome,
                      "comparisons": len(claim.comparisons), "widest 95% CI ± (points)": widest,
                      f"seeds for ±{precision_points:g}": _seeds(precise) if power else "—",

@@ -302,6 +302,7 @@ class Power:
     to_support: int | None  # seeds for 80% power to support the claim at its level (None: not on its side)
     to_contradict: int | None  # seeds for 80% power to go against it at Holm's first step
     weak: bool = False  # |t| < WEAK_T: the shift is within its noise, so no count is projected from it
+    shift: float = 0.0  # the mean difference from the claim's boundary (d, or d + delta for "not worse")
 
 
 def power_of(comparisons: list[Comparison], alpha: float = ALPHA, precision_points: float = 3.0) -> list[Power]:
@@ -322,7 +323,8 @@ def power_of(comparisons: list[Comparison], alpha: float = ALPHA, precision_poin
         support = seeds_for_power(c.shift, c.sd, alpha / 2) if supportable and not weak else None
         against = seeds_for_power(c.shift, c.sd, alpha / (2 * m)) if c.shift < 0 and not weak else None
         rows.append(Power(c.label, c.seeds, 100 * c.diff, 100 * c.sd, 100 * half_width(c.sd, c.seeds),
-                          seeds_for_half_width(c.sd, precision_points / 100), support, against, weak))
+                          seeds_for_half_width(c.sd, precision_points / 100), support, against, weak,
+                          100 * c.shift))
     return rows
 
 

@@ -186,6 +186,14 @@ def test_a_shift_within_one_standard_error_gets_no_seed_count():
     claim = Claim("Claim 9: A beats B", "", [near], verdict([near]))
     text = precision_summary(claim)
     assert "no seed count can be projected: A vs B, clean lies within one standard error" in text
+    # the summary: "not projected" while only noise stands in the way, "—" once a comparison
+    # clearly lies on the wrong side (no seed count supports the claim then)
+    from abcl.report import summary_markdown
+    assert f"| {WEAK} |" in " ".join(summary_markdown([claim]).split())
+    down = compare_seeds("A vs D, clean", seeds(0.50, 0.52, 0.49, 0.51), seeds(0.55, 0.56, 0.57, 0.59))
+    both = Claim("Claim 9: A beats B and D", "", [near, down], verdict([near, down]))
+    row = " ".join(summary_markdown([both]).split()).split("| Claim 9 |")[1]
+    assert WEAK not in row and "| — |" in row
 
 
 def test_power_of_reads_each_comparison_from_the_claims_boundary():
