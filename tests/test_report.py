@@ -483,6 +483,12 @@ def test_seed_sets_reports_each_sets_verdicts_flips_and_refuses_shared_seeds(tmp
         (tmp_path / name / "claims.md").write_text(claims_report(found, evals, None))
     text = " ".join(stability([tmp_path / "a", tmp_path / "b"], 0.05, 3.0).split())  # tables unpadded
     assert "| Claim 4 | SUPPORTED | CONTRADICTED | FLIP |" in text and "**1 SUPPORTED↔CONTRADICTED flip: Claim 4.**" in text
-    assert "a (seeds 0, 1, 2)" in text and "b (seeds 3, 4)" in text and " over 5 seeds" in text
+    assert "a (seeds 0-2)" in text and "b (seeds 3, 4)" in text and " over 5 seeds" in text
     with pytest.raises(SystemExit, match="share seeds \\[0, 1, 2\\]"):
         stability([tmp_path / "a", tmp_path / "a"], 0.05, 3.0)
+    # a set read from two runs and cut to a seed range
+    sets = [f"{tmp_path / 'a'}+{tmp_path / 'b'}:1-3", f"{tmp_path / 'b'}:4-4"]
+    with pytest.raises(ABCLError, match="1 seed in all the runs"):  # a one-seed set is no comparison over seeds
+        stability(sets, 0.05, 3.0)
+    joined = " ".join(stability([f"{tmp_path / 'a'}+{tmp_path / 'b'}:2-3", f"{tmp_path / 'a'}:0-1"], 0.05, 3.0).split())
+    assert "b:2-3 (seeds 2, 3)" in joined and "a:0-1 (seeds 0, 1)" in joined
