@@ -15,7 +15,7 @@ import pandas as pd
 from abcl import ABCLError, claims
 from abcl.claims import PAPER_NAMES, Claim, Correct, _interval, _pct, accuracy_stats
 from abcl.config import ABCL, COSFACE, SCE
-from abcl.statistics import (ALPHA, MAX_SEEDS, SUPERIOR, Comparison, Verdict, compare_seeds, power_of, rule,
+from abcl.statistics import (ALPHA, MAX_SEEDS, SAME_DIFFERENCE, SUPERIOR, Comparison, Verdict, compare_seeds, power_of, rule,
                              ruled_out, seeds_to_decide, summarize, verdict)
 from abcl.tables import (STANDARD_AUTOATTACK, autoattack_budget, markdown, ordered_evaluations,
                          robustness_tables, split_method, tables_markdown, with_evaluation)
@@ -42,20 +42,31 @@ def comparison_rows(comparisons: list[Comparison], found: Verdict) -> pd.DataFra
 
 
 WEAK = "not projected (|t| < 1)"
+SIGN_ONLY = "never (sign test)"
 POWER_LEGEND = (
     "*Reading the power table.* Each interval is the comparison's own 95% CI, not adjusted for the claim's "
-    "other comparisons. A seed count assumes the mean and s.d. stay as measured; \"—\" means the mean lies on "
-    "the other side of the claim's boundary (0, or −δ for \"not worse\"), \"> 10,000\" that the count "
-    f"exceeds 10,000, and \"{WEAK}\" that the mean lies within one standard error of the boundary, where its "
-    "very sign is uncertain and a count made from it would rest on noise.\n")
+    "other comparisons (the verdict adjusts only the side against the claim, by Holm; a comparison supports "
+    "the claim when its one-sided test does, which needs no adjustment). A seed count assumes the mean and s.d. "
+    "stay as measured, so it is rough wherever |t| < 2 (it scales with 1/t²). In each power column \"—\" means "
+    "the mean is not on that column's side of the claim's boundary (0, or −δ for \"not worse\"); \"> 10,000\" "
+    f"that the count exceeds 10,000; \"{WEAK}\" that the mean lies within one standard error of the boundary, "
+    f"where even its side is not established; \"{SIGN_ONLY}\" that every seed gave the same difference, where "
+    "the rule runs the sign test, which cannot show \"not worse\" on average.\n")
 
 
-def _seeds(n: int | None, weak: bool = False) -> str:
+def _seeds(n: int | None, weak: bool = False, sign_only: bool = False) -> str:
     if weak:
         return WEAK
+    if sign_only:
+        return SIGN_ONLY
     if n is None:
         return "—"
     return f"> {MAX_SEEDS:,}" if n > MAX_SEEDS else str(n)
+
+
+def _same_difference(p) -> bool:
+    """Every seed gave one difference: the rule's sign test, no t-interval."""
+    return p.seeds >= 2 and not p.sd > 100 * SAME_DIFFERENCE
 
 
 def _seed_count(counts) -> str:
@@ -72,8 +83,10 @@ def power_rows(comparisons: list[Comparison], alpha: float = ALPHA,
     interval leaves open."""
     return pd.DataFrame([{
         "comparison": p.label, "seeds": p.seeds, "mean d": f"{p.diff:+.1f}", "s.d. of d": f"{p.sd:.1f}",
-        "95% CI ±": f"{p.half:.1f}", f"seeds for ±{precision_points:g}": _seeds(p.for_precision),
-        "seeds, 80% power to support": _seeds(p.to_support, p.weak and p.shift > 0),
+        "95% CI ±": "— (sign test)" if _same_difference(p) else f"{p.half:.1f}",
+        f"seeds for ±{precision_points:g}": _seeds(p.for_precision),
+        "seeds, 80% power to support": _seeds(p.to_support, p.weak and p.shift > 0,
+                                               _same_difference(p) and p.shift > 0 and p.to_support is None),
         "to contradict": _seeds(p.to_contradict, p.weak and p.shift < 0),
         "what the 95% CI (unadjusted) leaves open": ruled_out(c),
     } for p, c in zip(power_of(comparisons, alpha, precision_points), [c for c in comparisons if not c.one_seed])])
@@ -96,7 +109,8 @@ def precision_summary(claim: Claim, alpha: float = ALPHA, precision_points: floa
     if claim.outcome != "NOT SHOWN":
         return f"*Precision ({seeds}):* {measured}.\n"
     k = max(p.seeds for p in power)
-    ways = [f"{outcome} at about {_seeds(n)} seeds" + (f" ({n - k} more)" if n <= MAX_SEEDS else "")
+    ways = [(f"{outcome} at about {n} seeds ({n - k} more)" if n <= MAX_SEEDS else
+             f"{outcome} only past {MAX_SEEDS:,} seeds")
             for outcome, n in (("SUPPORTED", support), ("CONTRADICTED", against)) if n is not None]
     weak = [p.label for p in power if p.weak]
     if ways:
@@ -104,18 +118,19 @@ def precision_summary(claim: Claim, alpha: float = ALPHA, precision_points: floa
                   "(per comparison: with several to support, the claim's own power is lower)")
     elif weak:
         decide = ("no seed count can be projected: " + "; ".join(weak) + f" lie{'s' if len(weak) == 1 else ''} "
-                  "within one standard error of the claim's boundary, where the sign of the shift is itself "
-                  "uncertain; more seeds would first have to say which side it is on")
+                  "within one standard error of the claim's boundary, where even its side is not established; "
+                  "more seeds would first have to say which side it is on")
     else:
-        decide = ("no seed count is expected to decide it: a comparison sits on the wrong side of the claim's "
-                  "boundary for support, and none lies far enough past it to contradict")
+        decide = ("no seed count is expected to decide it: a comparison cannot support the claim (on the wrong "
+                  "side of its boundary, or a \"not worse\" comparison the sign test judges), and none lies far "
+                  "enough past it to contradict")
     return f"*Precision ({seeds}):* {measured}. *To decide:* {decide}.\n"
 
 
 EXPLORATORY = (
     "*Exploratory.* These verdicts pool runs whose seeds were added after earlier results were seen "
     "(optional stopping): the rule's error rate α holds for one run planned in advance, not for a verdict "
-    "reached by adding seeds until one comes. Use them to plan the next run, and read its verdict.\n\n")
+    "reached by adding seeds until one comes. Use them to plan the next run on fresh seeds, and read its verdict.\n")
 
 
 def power_markdown(by_claim: dict[str, list[Comparison]], alpha: float = ALPHA,
@@ -140,15 +155,21 @@ def summary_markdown(found: list[Claim], alpha: float = ALPHA, precision_points:
         power = power_of(claim.comparisons, alpha, precision_points)
         support, against, precise = seeds_to_decide(power)
         widest = f"{max(p.half for p in power):.1f}" if power else "— (one seed)"
-        # no count to support: "—" when a comparison clearly lies on the wrong side, else "not projected"
-        blocked = any(p.to_support is None and not p.weak for p in power)
-        cannot_support = not blocked and any(p.weak for p in power)
+        # no count to support: "—" when a comparison clearly lies on the wrong side, "never (sign test)"
+        # when a "not worse" comparison is left to the sign test, else "not projected"
+        wrong_side = any(p.to_support is None and not p.weak and p.shift <= 0 for p in power)
+        sign_only = not wrong_side and any(p.to_support is None and _same_difference(p) and p.shift > 0
+                                           for p in power)
+        cannot_support = not (wrong_side or sign_only) and any(p.weak for p in power)
+        weak_against = against is None and any(p.weak and p.shift < 0 for p in power)
         rows.append({"claim": claim.statement.split(":", 1)[0], "verdict": claim.outcome,
                      "comparisons": len(claim.comparisons), "widest 95% CI ± (points)": widest,
-                     f"seeds for ±{precision_points:g}": _seeds(precise) if power else "—",
+                     f"seeds for ±{precision_points:g}": _seeds(precise) if power else "n/a (one seed)",
                      "seeds to support (each comparison at 80% power)":
-                         _seeds(support, support is None and cannot_support) if power else "—",
-                     "seeds to contradict (one comparison at 80% power)": _seeds(against) if power else "—"})
+                         _seeds(support, support is None and cannot_support, support is None and sign_only)
+                         if power else "n/a (one seed)",
+                     "seeds to contradict (one comparison at 80% power)":
+                         _seeds(against, weak_against) if power else "n/a (one seed)"})
     return ("## Summary\n\nEach claim's verdict, the widest 95% CI among its comparisons, and the seeds a power "
             "analysis of these per-seed differences asks for (`abcl power`, docs/evaluation.md): for a 95% CI of "
             f"±{precision_points:g} points on every comparison (`claims.precision_points`), and for 80% power, per "

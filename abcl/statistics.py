@@ -352,10 +352,13 @@ def ruled_out(c: Comparison) -> str:
     b, where = rest.rsplit(", ", 1) if ", " in rest else (rest, "")
     low, high = 100 * c.low, 100 * c.high
     at = f" at {where}" if where else ""
+    if low == high == 0:
+        return f"{a} and {b} score the same on every seed{at}"
+    if low == high:
+        side = "above" if low > 0 else "below"
+        return f"every seed gave {a} {_points(abs(low))} points {side} {b}{at} (sign test; no t-interval)"
     if low > 0:
         return f"{a} is {_points(low)} to {_points(high)} points above {b}{at}"
     if high < 0:
         return f"{a} is {_points(-high)} to {_points(-low)} points below {b}{at}"
-    if low == high == 0:
-        return f"{a} and {b} score the same on every seed{at}"
     return f"{a} is at most {_points(high)} points above and at most {_points(-low)} points below {b}{at}"

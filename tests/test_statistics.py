@@ -167,6 +167,11 @@ def test_where_every_seed_gives_one_difference_power_follows_the_sign_test():
     rows = power_of([up, level], alpha=0.05)
     assert rows[0].to_support == 6 and rows[0].to_contradict is None
     assert rows[1].to_support is None and rows[1].to_contradict is None and not rows[1].weak
+    from abcl.report import SIGN_ONLY, power_rows
+    table = power_rows([up, level])
+    assert list(table["seeds, 80% power to support"]) == ["6", SIGN_ONLY]
+    assert list(table["95% CI ±"]) == ["— (sign test)"] * 2
+    assert table.iloc[0, -1] == "every seed gave A 1.0 points above B at clean (sign test; no t-interval)"
     # the rule agrees: 6 seeds of +1 point support at 2^-6 < 0.025, 5 do not
     assert compare_seeds("A vs B", seeds(*[0.6] * 6), seeds(*[0.59] * 6)).p_support < 0.025
     assert compare_seeds("A vs B", seeds(*[0.6] * 5), seeds(*[0.59] * 5)).p_support > 0.025
