@@ -302,7 +302,7 @@ def test_a_results_folder_holding_other_models_is_refused(tmp_path):
     record.write_text(json.dumps({"config_hash": run.train.hash, "config": run.train.to_dict()}))
     refuse_other_training(plan, tmp_path)  # the same models: fine
     other = experiment_plan(resolve_config(["config/config.yaml"], {"train": {"epochs": "1"}}))
-    with pytest.raises(ConfigError, match=r"holds HT-SCE seed 0 trained with other settings \(epochs 8 -> 1\); "
+    with pytest.raises(ConfigError, match=rf"holds HT-SCE seed {run.seed} trained with other settings \(epochs 8 -> 1\); "
                                           r"give this config a results folder of its own"):
         refuse_other_training(other, tmp_path)
     device_only = experiment_plan(resolve_config(["config/config.yaml"], {"train": {"device": "cpu", "threads": "2"}}))

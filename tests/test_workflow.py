@@ -123,7 +123,8 @@ def test_every_command_receives_what_its_plan_record_says(workdir):
     printed = snakemake("-n", "-p", "--forceall", "all", "adversarial", cwd=workdir).stdout
     commands = [line.split("Shell command: ", 1)[-1].strip() for line in printed.splitlines()]
     commands = [line for line in commands if line.startswith("abcl ")]
-    plan = experiment_plan(load_config(workdir / "config" / "config.yaml"))
+    plan_config = load_config(workdir / "config" / "config.yaml")
+    plan = experiment_plan(plan_config)
 
     def command_of(verb, run, filename):
         return next(c for c in commands if c.startswith(f"abcl {verb} ") and f"/models/{run.path}/{filename}" in c)
@@ -131,7 +132,7 @@ def test_every_command_receives_what_its_plan_record_says(workdir):
     for run in plan.runs:
         assert f"--train-config '{run.train.to_json()}'" in command_of("train", run, "model.pt")
         assert f"--attacks '{run.attacks_json()}'" in command_of("evaluate", run, "model.pt")
-        full = run.seed == 0  # eval.full_seeds: 1
+        full = run.seed == plan_config["seeds"][0]  # eval.full_seeds: 1, the first seed
         adaptive = "pgd_linf" in run.attacks
         assert adaptive == ("table" in run.outputs and full)
         assert ("autoattack_linf" in run.attacks) == ("table" in run.outputs and full or "adversarial" in run.outputs)
