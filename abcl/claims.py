@@ -15,7 +15,8 @@ import pandas as pd
 
 from abcl import ABCLError
 from abcl.config import ABCL, COSFACE, HT_SCE, SCE, evaluation_key
-from abcl.statistics import ALPHA, NOT_WORSE, SUPERIOR, Comparison, Verdict, compare_seeds, mcnemar, summarize, verdict
+from abcl.statistics import (ALPHA, NOT_WORSE, SUPERIOR, Comparison, Verdict, compare_seeds, label_parts, mcnemar,
+                             summarize, verdict)
 from abcl.tables import PAPER_ATTACKS, load_correct, ordered_evaluations, split_method, with_evaluation
 
 PAPER_NAMES = ("fgsm", "bim")
@@ -289,9 +290,9 @@ def _settings_of(c: Comparison, table_evals: pd.DataFrame) -> str:
     the table, found by the names its label starts with."""
     if c.settings:
         return c.settings
-    a, rest = c.label.split(" vs ", 1)
-    b = rest.split(", ", 1)[0]
-    return f"{loss_settings(table_evals[table_evals.model == a])} vs {loss_settings(table_evals[table_evals.model == b])}"
+    a, b, _ = label_parts(c.label)
+    of = {name: loss_settings(table_evals[table_evals.model == name]) for name in (a, b)}
+    return f"{of[a]} vs {of[b]}"
 
 
 COMPARISON_COLUMNS = ("claim", "comparison", "kind", "margin", "settings", "seed", "a", "b", *EXPERIMENT_COLUMNS)

@@ -20,7 +20,6 @@ TSNE_COLUMNS = ("set", "label", "tsne_x", "tsne_y", "knn_correct")
 SCORE_COLUMNS = ("set", "silhouette", "tsne_knn_accuracy", "seed")
 MASKING_COLUMNS = ("model", "seed", "masking_suspected", "flags")
 GRADIENT_COLUMNS = ("config_hash", "frac_vanished_gradient")
-COMPARISON_COLUMNS = ("claim", "comparison", "kind", "margin", "settings", "seed", "a", "b")
 
 # option dest -> the dotted config key that supplies its value when the option is left out
 _CONFIG_KEYS = "_config_keys"
@@ -295,7 +294,7 @@ def cmd_power(args: argparse.Namespace, config: dict | None) -> None:
         path = Path(folder) / "comparisons.csv"
         if not path.exists():
             raise ABCLError(f"{path}: missing; the claims rule writes it (snakemake {folder}/claims.md)")
-        frames.append(read_csv(path, COMPARISON_COLUMNS, "a comparisons CSV (comparisons.csv)"))
+        frames.append(read_csv(path, claims.COMPARISON_COLUMNS, "a comparisons CSV (comparisons.csv)"))
     print(power_markdown(claims.pooled_comparisons(frames), args.alpha, args.precision_points,
                          exploratory=len(frames) > 1))
 

@@ -15,7 +15,7 @@ import pandas as pd
 from abcl import ABCLError, claims
 from abcl.claims import PAPER_NAMES, Claim, Correct, _interval, _pct, accuracy_stats
 from abcl.config import ABCL, COSFACE, SCE
-from abcl.statistics import (ALPHA, MAX_SEEDS, SAME_DIFFERENCE, SUPERIOR, Comparison, Verdict, compare_seeds, power_of, rule,
+from abcl.statistics import (ALPHA, MAX_SEEDS, SUPERIOR, Comparison, Verdict, compare_seeds, power_of, rule,
                              ruled_out, seeds_to_decide, summarize, verdict)
 from abcl.tables import (STANDARD_AUTOATTACK, autoattack_budget, markdown, ordered_evaluations,
                          robustness_tables, split_method, tables_markdown, with_evaluation)
@@ -64,11 +64,6 @@ def _seeds(n: int | None, weak: bool = False, sign_only: bool = False) -> str:
     return f"> {MAX_SEEDS:,}" if n > MAX_SEEDS else str(n)
 
 
-def _same_difference(p) -> bool:
-    """Every seed gave one difference: the rule's sign test, no t-interval."""
-    return p.seeds >= 2 and not p.sd > 100 * SAME_DIFFERENCE
-
-
 def _seed_count(counts) -> str:
     """"20 seeds", or "18–20 seeds" where comparisons have different common seeds."""
     counts = list(counts)
@@ -83,10 +78,10 @@ def power_rows(comparisons: list[Comparison], alpha: float = ALPHA,
     interval leaves open."""
     return pd.DataFrame([{
         "comparison": p.label, "seeds": p.seeds, "mean d": f"{p.diff:+.1f}", "s.d. of d": f"{p.sd:.1f}",
-        "95% CI ±": "— (sign test)" if _same_difference(p) else f"{p.half:.1f}",
+        "95% CI ±": "— (sign test)" if p.same else f"{p.half:.1f}",
         f"seeds for ±{precision_points:g}": _seeds(p.for_precision),
         "seeds, 80% power to support": _seeds(p.to_support, p.weak and p.shift > 0,
-                                               _same_difference(p) and p.shift > 0 and p.to_support is None),
+                                               p.same and p.shift > 0 and p.to_support is None),
         "to contradict": _seeds(p.to_contradict, p.weak and p.shift < 0),
         "what the 95% CI (unadjusted) leaves open": ruled_out(c),
     } for p, c in zip(power_of(comparisons, alpha, precision_points), [c for c in comparisons if not c.one_seed])])
@@ -158,7 +153,7 @@ def summary_markdown(found: list[Claim], alpha: float = ALPHA, precision_points:
         # no count to support: "—" when a comparison clearly lies on the wrong side, "never (sign test)"
         # when a "not worse" comparison is left to the sign test, else "not projected"
         wrong_side = any(p.to_support is None and not p.weak and p.shift <= 0 for p in power)
-        sign_only = not wrong_side and any(p.to_support is None and _same_difference(p) and p.shift > 0
+        sign_only = not wrong_side and any(p.to_support is None and p.same and p.shift > 0
                                            for p in power)
         cannot_support = not (wrong_side or sign_only) and any(p.weak for p in power)
         weak_against = against is None and any(p.weak and p.shift < 0 for p in power)

@@ -303,6 +303,7 @@ class Power:
     to_contradict: int | None  # seeds for 80% power to go against it at Holm's first step
     weak: bool = False  # |t| < WEAK_T: the shift is within its noise, so no count is projected from it
     shift: float = 0.0  # the mean difference from the claim's boundary (d, or d + delta for "not worse")
+    same: bool = False  # every seed gave one difference: the rule's sign test, no t-interval
 
 
 def power_of(comparisons: list[Comparison], alpha: float = ALPHA, precision_points: float = 3.0) -> list[Power]:
@@ -324,7 +325,7 @@ def power_of(comparisons: list[Comparison], alpha: float = ALPHA, precision_poin
         against = seeds_for_power(c.shift, c.sd, alpha / (2 * m)) if c.shift < 0 and not weak else None
         rows.append(Power(c.label, c.seeds, 100 * c.diff, 100 * c.sd, 100 * half_width(c.sd, c.seeds),
                           seeds_for_half_width(c.sd, precision_points / 100), support, against, weak,
-                          100 * c.shift))
+                          100 * c.shift, same))
     return rows
 
 
@@ -345,11 +346,17 @@ def _points(value: float) -> str:
     return f"{value:.2f}" if abs(value) < 0.05 else f"{value:.1f}"
 
 
+def label_parts(label: str) -> tuple[str, str, str]:
+    """A comparison's label "A vs B, where" as (A, B, where); where is "" when absent."""
+    a, rest = label.split(" vs ", 1)
+    b, where = rest.rsplit(", ", 1) if ", " in rest else (rest, "")
+    return a, b, where
+
+
 def ruled_out(c: Comparison) -> str:
     """What a comparison's 95% CI (per comparison, unadjusted) leaves open, in words: "ABCL is
     at most 1.2 points above CosFace at BIM L∞ ε=0.2"."""
-    a, rest = c.label.split(" vs ", 1)
-    b, where = rest.rsplit(", ", 1) if ", " in rest else (rest, "")
+    a, b, where = label_parts(c.label)
     low, high = 100 * c.low, 100 * c.high
     at = f" at {where}" if where else ""
     if low == high == 0:
