@@ -23,7 +23,8 @@ from abcl.tables import (STANDARD_AUTOATTACK, autoattack_budget, markdown, order
 PRECISION_POINTS = 3.0  # the 95% CI half-width, in points, the power analysis aims at (claims.precision_points)
 
 
-def _difference(c: Comparison) -> str:
+def difference_text(c: Comparison) -> str:
+    """A − B in points with its 95% CI, as claims.md prints it (no CI for one seed)."""
     if c.one_seed:
         return f"{100 * c.diff:+.1f}"
     return f"{100 * c.diff:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}]"
@@ -35,7 +36,7 @@ def comparison_rows(comparisons: list[Comparison], found: Verdict) -> pd.DataFra
     return pd.DataFrame([{
         "comparison": c.label,
         "kind": c.kind if c.kind == SUPERIOR else f"{c.kind} (δ = {100 * c.margin:g} points)",
-        "A − B, points [95% CI]": _difference(c), "test": c.test,
+        "A − B, points [95% CI]": difference_text(c), "test": c.test,
         "p for": f"{found.support[i]:.2g}", "p against (Holm)": f"{found.against_adjusted[i]:.2g}",
         "reads": found.row_outcome(i),
     } for i, c in enumerate(comparisons)])

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from abcl.claims import pooled_comparisons
-from abcl.report import power_markdown
+from abcl.report import difference_text, power_markdown
 from abcl.statistics import ALPHA, CONTRADICTED, SUPPORTED, verdict
 from abcl.tables import markdown
 
@@ -58,7 +58,7 @@ def _seeds(frame: pd.DataFrame) -> str:
 
 
 def _reading(c, outcome: str) -> str:
-    return f"{100 * c.diff:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}] {outcome}".replace("-0.0", "+0.0")
+    return f"{difference_text(c)} {outcome}"
 
 
 def stability(specs: list[str], alpha: float, precision_points: float) -> str:
