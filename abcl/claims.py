@@ -282,7 +282,7 @@ def paper_claims(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFra
 
 # what identifies the experiment behind a comparisons.csv: runs pool only when these agree
 EXPERIMENT_COLUMNS = ("dataset", "arch", "epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay",
-                      "dropout", "n_test")
+                      "dropout", "n_test", "protocol")
 
 
 def _settings_of(c: Comparison, table_evals: pd.DataFrame) -> str:
@@ -298,13 +298,15 @@ def _settings_of(c: Comparison, table_evals: pd.DataFrame) -> str:
 COMPARISON_COLUMNS = ("claim", "comparison", "kind", "margin", "settings", "seed", "a", "b", *EXPERIMENT_COLUMNS)
 
 
-def per_seed_frame(found: list[Claim], table_evals: pd.DataFrame) -> pd.DataFrame:
+def per_seed_frame(found: list[Claim], table_evals: pd.DataFrame, protocol: str = "") -> pd.DataFrame:
     """comparisons.csv: one row per claim, comparison and seed with the two accuracies compared
-    (fractions), the comparison's kind, margin and loss settings, and the experiment it came from.
+    (fractions), the comparison's kind, margin and loss settings, and the experiment it came from
+    (``protocol``: :func:`abcl.config.comparison_protocol`, the attacks' and t-SNE sets' settings).
     `abcl power` pools such files over runs of one experiment with disjoint seeds."""
     first = table_evals.iloc[0]
     experiment = {column: first.get(column, "") for column in EXPERIMENT_COLUMNS}
     experiment["n_test"] = int(table_evals.n[table_evals.attack == "clean"].iloc[0])
+    experiment["protocol"] = protocol
     rows = [{"claim": claim.statement.split(" ", 2)[1], "comparison": c.label, "kind": c.kind, "margin": c.margin,
              "settings": _settings_of(c, table_evals), "seed": seed, "a": a, "b": b, **experiment}
             for claim in found for c in claim.comparisons for seed, a, b in c.per_seed]
@@ -316,11 +318,13 @@ def pooled_comparisons(frames: list[pd.DataFrame]) -> dict[str, list[Comparison]
     must come from one experiment: the same training settings, and per comparison the same kind,
     margin and loss settings; a seed in two of them must carry the same accuracies."""
     frame = pd.concat(frames, ignore_index=True)
-    experiments = frame[list(EXPERIMENT_COLUMNS)].drop_duplicates()
+    experiments = frame[list(EXPERIMENT_COLUMNS)].astype(str).drop_duplicates()
     if len(experiments) > 1:
+        differ = [column for column in EXPERIMENT_COLUMNS if experiments[column].nunique() > 1]
+        what = " (the attacks, test images, t-SNE sets or AB warm-up)" if "protocol" in differ else ""
         raise ABCLError("the runs are different experiments (" + "; ".join(
-            ", ".join(f"{k}={v}" for k, v in row.items()) for row in experiments.to_dict("records"))
-            + "): pool only runs of one config with different seeds")
+            ", ".join(f"{k}={v}" for k, v in row.items()) for row in experiments[differ].to_dict("records"))
+            + f"{what}): pool only runs of one config with different seeds")
     for (claim, label), group in frame.groupby(["claim", "comparison"], sort=False):
         for column in ("kind", "margin", "settings"):
             values = group[column].drop_duplicates()

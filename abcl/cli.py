@@ -263,6 +263,7 @@ def _knn_correct(pairs: list[str]) -> dict:
 
 def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
     from abcl import claims
+    from abcl.config import comparison_protocol
     from abcl.records import atomic_path, read_csv, read_json, write_csv
     from abcl.report import claims_report, data_note
     from abcl.tables import read_csvs, read_named_csvs
@@ -278,7 +279,8 @@ def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
     text = claims_report(found, table, masking, data_note(record["dataset"], record["n_train"]),
                          args.adversarial_note, args.alpha, args.precision_points)
     if args.comparisons:
-        write_csv(claims.per_seed_frame(found, table), args.comparisons)
+        protocol = args.protocol or (comparison_protocol(config) if config else "")
+        write_csv(claims.per_seed_frame(found, table, protocol), args.comparisons)
     with atomic_path(args.out) as part:
         part.write_text(text)
     print(text)
@@ -537,6 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
     setting(p, "--precision-points", "claims.precision_points",
             "the 95%% CI half-width (points) the power analysis aims at", type=float)
     p.add_argument("--comparisons", help="write each comparison's per-seed accuracies here (CSV, for abcl power)")
+    p.add_argument("--protocol", default="",
+                   help="the hash of the attacks' and t-SNE sets' settings (abcl.config.comparison_protocol) that "
+                        "comparisons.csv records, so that abcl power pools only runs that agree (default: from "
+                        "--config)")
     p.add_argument("--masking", help="masking report CSV")
     p.add_argument("--correct", nargs="+", required=True,
                    help="per-image results (correct.npz) of the models compared, for the paired tests")

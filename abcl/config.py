@@ -632,6 +632,16 @@ def _embed_attacks(config: dict[str, Any]) -> dict[str, Any]:
             "fgsm_l2": {"eps": [config["embed"]["fgsm_l2_eps"]]}}
 
 
+def comparison_protocol(config: dict[str, Any]) -> str:
+    """What fixes a claim's numbers beside the training settings and the losses compared, as a
+    12-digit hash: the paper's attacks and their parameters, the test images per evaluation, the
+    t-SNE sets and the AB warm-up. `abcl power` pools runs only when it agrees."""
+    embed = config["embed"]
+    return config_hash({"attacks": config["attacks"], "n_test": config["eval"]["n_test"],
+                        "embed": {key: embed[key] for key in ("n_per_set", "bim_linf_eps", "fgsm_l2_eps", "perplexity")},
+                        "ab_warmup_epochs": config["train"]["ab_warmup_epochs"]})
+
+
 def middle_budgets(attacks: dict[str, Any]) -> dict[str, Any]:
     """Each attack at its middle budget only (the upper middle of an even count), the budget
     Figs. 1 and 2 show (:func:`abcl.tables.ordered_evaluations` with ``middle_only``)."""

@@ -336,3 +336,16 @@ def test_a_number_where_only_a_string_fits_is_that_string():
     assert resolve_config(["config/config.yaml"], {"tag": "123"})["tag"] == "123"
     with pytest.raises(ConfigError, match="'seeds/0': 'x' is not of type 'integer'"):
         complete_config({**raw, "seeds": ["x"]})
+
+
+def test_the_comparison_protocol_follows_what_changes_a_claims_numbers_only():
+    """comparisons.csv's protocol: runs that `abcl power` may pool share it (other seeds, another
+    tag, more embedded seeds); another attack setting, test-set size or t-SNE set gives another."""
+    from abcl.config import comparison_protocol
+    base = comparison_protocol(validate_config(copy.deepcopy(GOOD)))
+    for path, value in (("seeds", [5, 6, 7]), ("tag", "other"), ("embed/every_seed", False),
+                        ("eval/figure_seeds", 1), ("train/threads", 2)):
+        assert comparison_protocol(validate_config(with_change(path, value))) == base, path
+    for path, value in (("attacks/bim_linf/steps", 20), ("attacks/fgsm_l2/eps", [0.5, 1.5]), ("eval/n_test", 300),
+                        ("embed/perplexity", 10), ("train/ab_warmup_epochs", 0.0)):
+        assert comparison_protocol(validate_config(with_change(path, value))) != base, path

@@ -436,8 +436,11 @@ def test_comparisons_csv_pools_disjoint_seed_sets_of_one_experiment(tmp_path):
     assert len(pooled_comparisons([first, first])["4"][0].per_seed) == 3  # the same run twice counts once
     with pytest.raises(ABCLError, match="seed 0 gives two different results .* not one experiment"):
         pooled_comparisons([first, first.assign(a=first.a + 0.01)])
-    with pytest.raises(ABCLError, match="different experiments"):
+    with pytest.raises(ABCLError, match=r"different experiments \(epochs=; epochs=3\)"):
         pooled_comparisons([first, second.assign(epochs=3)])
+    # the same training, other attacks or t-SNE sets (abcl.config.comparison_protocol): not one experiment
+    with pytest.raises(ABCLError, match=r"\(protocol=aaa; protocol=bbb \(the attacks, test images, t-SNE sets"):
+        pooled_comparisons([first.assign(protocol="aaa"), second.assign(protocol="bbb")])
     assert first.settings.iloc[0] == "loss=ht_sce k1=512 k2=64 s=5 m=0 vs loss=sce k1=0 k2=0 s=0 m=0"
     # one config's comparison, another's loss settings, kind or margin: not one experiment either
     for column, other in (("settings", "loss=ht_sce k1=256 k2=64 s=5 m=0 vs loss=sce k1=0 k2=0 s=0 m=0"),

@@ -16,6 +16,7 @@ from abcl.config import (
     RUN_PATH_REGEX,
     ConfigError,
     check_file_order,
+    comparison_protocol,
     complete_config,
     experiment_plan,
     refuse_other_training,

@@ -63,12 +63,14 @@ rule claims:
         alpha=config["claims"]["alpha"],
         margin_points=config["claims"]["margin_points"],
         precision_points=config["claims"]["precision_points"],
+        protocol=comparison_protocol(config),
     shell:
         "abcl claims --fig1 {params.fig1} --fig2 {input.fig2} --table {params.table} "
         "--separability {input.separability} --embeddings {params.embeddings} --masking {input.masking} "
         "--correct {input.correct} --dataset-record {input.dataset_record} "
         "--alpha {params.alpha} --margin-points {params.margin_points} "
         "--precision-points {params.precision_points} --comparisons {output.comparisons} "
+        "--protocol {params.protocol} "
         "{params.adversarial} --out {output.md} > {log} 2>&1"
 
 
