@@ -9,6 +9,7 @@ rendered by :mod:`abcl.report`; the statistics live in :mod:`abcl.statistics`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -298,7 +299,7 @@ def _settings_of(c: Comparison, table_evals: pd.DataFrame) -> str:
 COMPARISON_COLUMNS = ("claim", "comparison", "kind", "margin", "settings", "seed", "a", "b", *EXPERIMENT_COLUMNS)
 
 
-def per_seed_frame(found: list[Claim], table_evals: pd.DataFrame, protocol: str = "") -> pd.DataFrame:
+def per_seed_frame(found: list[Claim], table_evals: pd.DataFrame, protocol: str) -> pd.DataFrame:
     """comparisons.csv: one row per claim, comparison and seed with the two accuracies compared
     (fractions), the comparison's kind, margin and loss settings, and the experiment it came from
     (``protocol``: :func:`abcl.config.comparison_protocol`, the attacks' and t-SNE sets' settings).
@@ -313,15 +314,24 @@ def per_seed_frame(found: list[Claim], table_evals: pd.DataFrame, protocol: str 
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
 
+def read_comparisons(path: str | Path) -> pd.DataFrame:
+    """A comparisons.csv, or one line naming what is wrong with it; its protocol read as text."""
+    from abcl.records import read_csv
+    return read_csv(path, COMPARISON_COLUMNS, "a comparisons CSV (comparisons.csv)", text_columns=("protocol",))
+
+
 def pooled_comparisons(frames: list[pd.DataFrame]) -> dict[str, list[Comparison]]:
     """Claim number -> its comparisons over every seed of the given comparisons.csv frames, which
     must come from one experiment: the same training settings, and per comparison the same kind,
     margin and loss settings; a seed in two of them must carry the same accuracies."""
     frame = pd.concat(frames, ignore_index=True)
+    if frame.protocol.isna().any() or (frame.protocol.astype(str).str.strip() == "").any():
+        raise ABCLError("a comparisons.csv without its protocol (abcl claims --comparisons without --config): "
+                        "rerun its claims rule, so that abcl power can tell whether the runs are one experiment")
     experiments = frame[list(EXPERIMENT_COLUMNS)].astype(str).drop_duplicates()
     if len(experiments) > 1:
         differ = [column for column in EXPERIMENT_COLUMNS if experiments[column].nunique() > 1]
-        what = " (the attacks, test images, t-SNE sets or AB warm-up)" if "protocol" in differ else ""
+        what = " (the attacks, test images, t-SNE sets, AB warm-up or adversarial training)" if "protocol" in differ else ""
         raise ABCLError("the runs are different experiments (" + "; ".join(
             ", ".join(f"{k}={v}" for k, v in row.items()) for row in experiments[differ].to_dict("records"))
             + f"{what}): pool only runs of one config with different seeds")

@@ -267,6 +267,10 @@ def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.records import atomic_path, read_csv, read_json, write_csv
     from abcl.report import claims_report, data_note
     from abcl.tables import read_csvs, read_named_csvs
+    protocol = args.protocol or (comparison_protocol(config) if config else "")
+    if args.comparisons and not protocol:
+        raise ABCLError("claims --comparisons needs --config or --protocol: comparisons.csv records the protocol "
+                        "that abcl power pools runs by")
     record = read_json(args.dataset_record)
     masking = read_csv(args.masking, MASKING_COLUMNS, "a masking CSV (masking.csv)") if args.masking else None
     table = read_named_csvs(args.table)
@@ -279,7 +283,6 @@ def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
     text = claims_report(found, table, masking, data_note(record["dataset"], record["n_train"]),
                          args.adversarial_note, args.alpha, args.precision_points)
     if args.comparisons:
-        protocol = args.protocol or (comparison_protocol(config) if config else "")
         write_csv(claims.per_seed_frame(found, table, protocol), args.comparisons)
     with atomic_path(args.out) as part:
         part.write_text(text)
@@ -289,14 +292,13 @@ def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
 def cmd_power(args: argparse.Namespace, config: dict | None) -> None:
     _finished_runs(args.results)
     from abcl import claims
-    from abcl.records import read_csv
     from abcl.report import power_markdown
     frames = []
     for folder in args.results:
         path = Path(folder) / "comparisons.csv"
         if not path.exists():
             raise ABCLError(f"{path}: missing; the claims rule writes it (snakemake {folder}/claims.md)")
-        frames.append(read_csv(path, claims.COMPARISON_COLUMNS, "a comparisons CSV (comparisons.csv)"))
+        frames.append(claims.read_comparisons(path))
     print(power_markdown(claims.pooled_comparisons(frames), args.alpha, args.precision_points,
                          exploratory=len(frames) > 1))
 

@@ -632,14 +632,32 @@ def _embed_attacks(config: dict[str, Any]) -> dict[str, Any]:
             "fgsm_l2": {"eps": [config["embed"]["fgsm_l2_eps"]]}}
 
 
+def _as_floats(value: Any) -> Any:
+    """Numbers as floats, so that 1 and 1.0 (the same setting written two ways) hash alike."""
+    if isinstance(value, dict):
+        return {key: _as_floats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_floats(item) for item in value]
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
 def comparison_protocol(config: dict[str, Any]) -> str:
     """What fixes a claim's numbers beside the training settings and the losses compared, as a
     12-digit hash: the paper's attacks and their parameters, the test images per evaluation, the
-    t-SNE sets and the AB warm-up. `abcl power` pools runs only when it agrees."""
+    t-SNE sets and the AB warm-up; with claim 5 in the default run (``adversarial.in_default_run``)
+    also the adversarial training budget, AutoAttack and its test images. Seeds, tags, threads
+    and which models run are not in it. `abcl power` pools runs only when it agrees."""
     embed = config["embed"]
-    return config_hash({"attacks": config["attacks"], "n_test": config["eval"]["n_test"],
-                        "embed": {key: embed[key] for key in ("n_per_set", "bim_linf_eps", "fgsm_l2_eps", "perplexity")},
-                        "ab_warmup_epochs": config["train"]["ab_warmup_epochs"]})
+    protocol = {"attacks": config["attacks"], "n_test": config["eval"]["n_test"],
+                "embed": {key: embed[key] for key in ("n_per_set", "bim_linf_eps", "fgsm_l2_eps", "perplexity")},
+                "ab_warmup_epochs": config["train"]["ab_warmup_epochs"]}
+    adversarial = config["adversarial"]
+    if adversarial["in_default_run"]:  # claim 5's rows are in comparisons.csv
+        protocol["adversarial"] = {key: value for key, value in adversarial.items()
+                                   if key not in ("methods", "models", "seeds", "in_default_run")}
+        protocol["autoattack"] = {key: config["adaptive_attacks"].get(key) for key in ("autoattack_linf", "autoattack_l2")}
+        protocol["adaptive_n_test"] = config["eval"]["adaptive_n_test"]
+    return config_hash(_as_floats(protocol))
 
 
 def middle_budgets(attacks: dict[str, Any]) -> dict[str, Any]:

@@ -110,13 +110,15 @@ def read_json(path: str | Path) -> Any:
         raise abcl.ABCLError(f"{path}: not a readable JSON file ({type(err).__name__})") from None
 
 
-def read_csv(path: str | Path, columns: tuple[str, ...] = (), what: str = "a CSV") -> Any:
+def read_csv(path: str | Path, columns: tuple[str, ...] = (), what: str = "a CSV",
+             text_columns: tuple[str, ...] = ()) -> Any:
     """A CSV as a pandas DataFrame, or one line naming the file: missing, not a CSV, empty, or
-    without the ``columns`` that ``what`` (e.g. "an evaluation CSV") has."""
+    without the ``columns`` that ``what`` (e.g. "an evaluation CSV") has. ``text_columns`` stay
+    text (a hash of digits only is no number)."""
     import pandas as pd
 
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, dtype={column: str for column in text_columns} or None)
     except FileNotFoundError:
         raise abcl.ABCLError(f"{path}: file not found") from None
     except IsADirectoryError:

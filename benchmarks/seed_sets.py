@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from abcl.claims import pooled_comparisons
+from abcl.claims import pooled_comparisons, read_comparisons
 from abcl.report import difference_text, power_markdown
 from abcl.statistics import ALPHA, CONTRADICTED, SUPPORTED, verdict
 from abcl.tables import markdown
@@ -32,7 +32,7 @@ FLIP = {SUPPORTED, CONTRADICTED}
 def seed_set(spec: str) -> pd.DataFrame:
     """The comparisons.csv rows of a seed set: "FOLDER[+FOLDER...][:FIRST-LAST]"."""
     folders, _, seeds = spec.partition(":")
-    frame = pd.concat([pd.read_csv(Path(folder) / "comparisons.csv") for folder in folders.split("+")],
+    frame = pd.concat([read_comparisons(Path(folder) / "comparisons.csv") for folder in folders.split("+")],
                       ignore_index=True)
     if seeds:
         first, last = map(int, seeds.split("-"))

@@ -93,6 +93,19 @@ def test_a_mistake_gets_one_line(name, mistakes, capsys):
     assert message in err, err
 
 
+def test_claims_writes_comparisons_only_with_the_protocol_they_pool_by(tmp_path, capsys):
+    """comparisons.csv records the comparison protocol (abcl.config.comparison_protocol): without
+    --config or --protocol there is none to record, which is refused before any file is read."""
+    from abcl.cli import main
+    missing = str(tmp_path / "missing.csv")
+    code = main(["claims", "--fig1", f"X={missing}", "--fig2", missing, "--table", f"SCE={missing}",
+                 "--separability", missing, "--correct", missing, "--dataset-record", missing,
+                 "--out", str(tmp_path / "c.md"), "--comparisons", str(tmp_path / "comparisons.csv")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == ("abcl claims: error: claims --comparisons needs --config or --protocol: "
+                                 "comparisons.csv records the protocol that abcl power pools runs by"), err
+
+
 def test_validate_config_and_plan_separate_the_adversarial_target(capsys):
     from abcl.cli import main
     assert main(["validate-config", "config/config.yaml"]) == 0

@@ -1,6 +1,7 @@
 """Config validation: every bad value stops with one line naming the key (and the allowed values)."""
 
 import copy
+import functools
 import re
 
 import pytest
@@ -347,5 +348,19 @@ def test_the_comparison_protocol_follows_what_changes_a_claims_numbers_only():
                         ("eval/figure_seeds", 1), ("train/threads", 2)):
         assert comparison_protocol(validate_config(with_change(path, value))) == base, path
     for path, value in (("attacks/bim_linf/steps", 20), ("attacks/fgsm_l2/eps", [0.5, 1.5]), ("eval/n_test", 300),
-                        ("embed/perplexity", 10), ("train/ab_warmup_epochs", 0.0)):
+                        ("embed/perplexity", 10), ("embed/n_per_set", 100), ("embed/bim_linf_eps", 0.1),
+                        ("embed/fgsm_l2_eps", 1.0), ("train/ab_warmup_epochs", 0.0)):
         assert comparison_protocol(validate_config(with_change(path, value))) != base, path
+    # a number written as 1 or 1.0 is one setting
+    assert comparison_protocol(validate_config(with_change("embed/perplexity", 30))) == \
+        comparison_protocol(validate_config(with_change("embed/perplexity", 30.0)))
+    # claim 5's budget counts only where its rows are in comparisons.csv (adversarial.in_default_run)
+    assert comparison_protocol(validate_config(with_change("adversarial/eps", 0.2))) == base
+    claim5 = validate_config(with_change("adversarial/in_default_run", True))
+    for path, value in (("adversarial/eps", 0.2), ("adversarial/trades_beta", 1.0), ("eval/adaptive_n_test", 100),
+                        ("adaptive_attacks/autoattack_linf/queries", 100)):
+        changed = copy.deepcopy(claim5)
+        *keys, last = path.split("/")
+        functools.reduce(dict.__getitem__, keys, changed)[last] = value
+        assert comparison_protocol(validate_config(changed)) != comparison_protocol(claim5), path
+    assert comparison_protocol(validate_config({**copy.deepcopy(claim5), "seeds": [8, 9]})) == comparison_protocol(claim5)

@@ -140,6 +140,7 @@ def fake_correct(evals):
 
 # per-seed noise of a trained network (fractions): the seed is the unit, so tests need spread
 NOISE = (0.0, 0.012, -0.008, 0.005, -0.011)
+PROTOCOL = "000123456789"  # comparisons.csv's protocol hash, digits only: it must stay text
 
 
 def table_models(abcl_fgsm, seeds=(0, 1, 2, 3, 4)):
@@ -424,9 +425,9 @@ def test_autoattack_budget_check_compares_it_with_apgd_ce_at_100_iterations_on_t
 
 
 def test_comparisons_csv_pools_disjoint_seed_sets_of_one_experiment(tmp_path):
-    from abcl.claims import per_seed_frame, pooled_comparisons
+    from abcl.claims import per_seed_frame, pooled_comparisons, read_comparisons
     evals = table_models(abcl_fgsm=0.75)  # seeds 0-4
-    first, second = (per_seed_frame([robustness(part, {})], evals)
+    first, second = (per_seed_frame([robustness(part, {})], evals, PROTOCOL)
                      for part in (evals[evals.seed < 3], evals[evals.seed >= 3]))
     pooled = pooled_comparisons([first, second])["4"]
     whole = robustness(evals, {}).comparisons
@@ -441,6 +442,13 @@ def test_comparisons_csv_pools_disjoint_seed_sets_of_one_experiment(tmp_path):
     # the same training, other attacks or t-SNE sets (abcl.config.comparison_protocol): not one experiment
     with pytest.raises(ABCLError, match=r"\(protocol=aaa; protocol=bbb \(the attacks, test images, t-SNE sets"):
         pooled_comparisons([first.assign(protocol="aaa"), second.assign(protocol="bbb")])
+    with pytest.raises(ABCLError, match="a comparisons.csv without its protocol"):  # written without --config
+        pooled_comparisons([first, second.assign(protocol="")])
+    # through the files: a hash of digits only stays text, so two of them cannot both read as one number
+    for name, frame, protocol in (("a", first, "1e3000000000"), ("b", second, "1e3000000001")):
+        frame.assign(protocol=protocol).to_csv(tmp_path / f"{name}.csv", index=False)
+    with pytest.raises(ABCLError, match="protocol=1e3000000000; protocol=1e3000000001"):
+        pooled_comparisons([read_comparisons(tmp_path / "a.csv"), read_comparisons(tmp_path / "b.csv")])
     assert first.settings.iloc[0] == "loss=ht_sce k1=512 k2=64 s=5 m=0 vs loss=sce k1=0 k2=0 s=0 m=0"
     # one config's comparison, another's loss settings, kind or margin: not one experiment either
     for column, other in (("settings", "loss=ht_sce k1=256 k2=64 s=5 m=0 vs loss=sce k1=0 k2=0 s=0 m=0"),
@@ -457,7 +465,7 @@ def test_abcl_power_prints_the_pooled_power_table_and_names_a_missing_file(tmp_p
     evals = table_models(abcl_fgsm=0.75)
     for name, part in (("a", evals[evals.seed < 3]), ("b", evals[evals.seed >= 3])):
         (tmp_path / name).mkdir()
-        per_seed_frame([robustness(part, {})], evals).to_csv(tmp_path / name / "comparisons.csv", index=False)
+        per_seed_frame([robustness(part, {})], evals, PROTOCOL).to_csv(tmp_path / name / "comparisons.csv", index=False)
     main(["power", str(tmp_path / "a"), str(tmp_path / "b"), "--precision-points", "2"])
     out = capsys.readouterr().out
     assert "## Claim 4: NOT SHOWN (exploratory) over 5 seeds" in out and "seeds for ±2" in out
@@ -482,7 +490,7 @@ def test_seed_sets_reports_each_sets_verdicts_flips_and_refuses_shared_seeds(tmp
         evals.common_accuracy = evals.accuracy
         found = [robustness(evals, {})]
         (tmp_path / name).mkdir()
-        per_seed_frame(found, evals).to_csv(tmp_path / name / "comparisons.csv", index=False)
+        per_seed_frame(found, evals, PROTOCOL).to_csv(tmp_path / name / "comparisons.csv", index=False)
         (tmp_path / name / "claims.md").write_text(claims_report(found, evals, None))
     text = " ".join(stability([tmp_path / "a", tmp_path / "b"], 0.05, 3.0).split())  # tables unpadded
     assert "| Claim 4 | SUPPORTED | CONTRADICTED | FLIP |" in text and "**1 SUPPORTED↔CONTRADICTED flip: Claim 4.**" in text

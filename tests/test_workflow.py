@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import snakemake_forks
 
-from abcl.config import experiment_plan, load_config
+from abcl.config import comparison_protocol, experiment_plan, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -189,6 +189,10 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
         assert (results / name).stat().st_size > 100, name
     # one seed: no comparison over seeds, so abcl power has nothing to pool yet
     assert (results / "comparisons.csv").read_text().splitlines()[0].startswith("claim,comparison,kind,margin,settings,seed,a,b")
+    # the rule records the config's comparison protocol, which abcl power pools runs by (one seed here: no rows)
+    forced = snakemake("-n", "-p", "--configfile", ".test/config/config.yaml", "--forcerun", "claims", cwd=workdir)
+    protocol = comparison_protocol(load_config(workdir / ".test" / "config" / "config.yaml"))
+    assert f"--protocol {protocol}" in forced.stdout + forced.stderr
     claims = (results / "claims.md").read_text()
     assert "**Verdict: NOT SHOWN**" in claims and "McNemar exact on 100 items" in claims  # one seed
     assert "one seed: each comparison is about two trained networks" in claims and "Holm" in claims
