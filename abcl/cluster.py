@@ -96,6 +96,10 @@ def kernels_of(results: str | Path) -> str:
     return ", ".join(sorted(modes)) or "unknown"
 
 
+# the rules of the `adversarial` target: in the default target only where adversarial.in_default_run
+ADVERSARIAL_TARGET_RULES = (ADVERSARIAL_TRAIN, ADVERSARIAL_EVALUATE, "adversarial", "fig_adversarial")
+
+
 def benchmarks(results: str | Path) -> dict[str, list[tuple[float, float]]]:
     """Per rule: (seconds, max_rss MB) of each of its jobs, from a run's benchmark files."""
     seen: dict[str, list[tuple[float, float]]] = {}

@@ -454,17 +454,13 @@ SEEDS_ROW = "seeds of the compared models"
 TIME_ROW = "compute: the jobs' own times, summed"
 
 
-def found_seeds(folder: Path) -> list[int]:
-    """The seeds of a finished run's table models (its table.csv's widest seed count is theirs)."""
-    return sorted({int(p.name.split("~")[1]) for p in (folder / "models").glob("loss~*/*/*/*/*/seed~*")
-                   if (p / "eval.csv").exists()})
-
-
-def job_time(folder: Path) -> str:
-    """The summed wall time of every job of a run, from Snakemake's benchmark files (on 2 cores
-    the clock shows about half of it; a resumed run counts each finished job once)."""
-    from abcl.cluster import benchmarks
-    jobs = [seconds for runs in benchmarks(folder).values() for seconds, _ in runs]
+def job_time(folder: Path, with_adversarial: bool) -> str:
+    """The summed wall time of a run's jobs, from Snakemake's benchmark files (on 2 cores the
+    clock shows about half of it; a resumed run counts each finished job once); the `adversarial`
+    target's only ``with_adversarial`` (where claims.md judges claim 5)."""
+    from abcl.cluster import ADVERSARIAL_TARGET_RULES, benchmarks
+    jobs = [seconds for rule, runs in benchmarks(folder).items()
+            if with_adversarial or rule not in ADVERSARIAL_TARGET_RULES for seconds, _ in runs]
     seconds = sum(jobs)
     return f"{seconds / 60:.0f} min in {len(jobs)} jobs"
 
@@ -481,13 +477,15 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
         column = f"{folder.name} ({record['n_train']:,} train images)"
         columns.append(column)
         found = claim_verdicts((folder / "claims.md").read_text())
+        # claim 5 in claims.md: its grid ran in the default target (adversarial.in_default_run)
+        adversarial_in_claims = not found.get("Claim 5", "NOT RUN").startswith("NOT RUN")
         if (folder / "adversarial.md").exists():  # claim 5 built by its own target
             found |= claim_verdicts((folder / "adversarial.md").read_text())
         for claim, outcome in found.items():
             verdicts.setdefault(CLAIM_LABELS.get(claim, claim), {})[column] = outcome
-        facts.setdefault(SEEDS_ROW, {})[column] = str(len(found_seeds(folder)))
-        facts.setdefault(TIME_ROW, {})[column] = job_time(folder)
         table = pd.read_csv(folder / "table.csv")
+        facts.setdefault(SEEDS_ROW, {})[column] = str(int(table.seeds.max()))  # the compared models'
+        facts.setdefault(TIME_ROW, {})[column] = job_time(folder, adversarial_in_claims)
         # an AutoAttack label carries its budget: "AutoAttack L∞ ε=0.2 (10 it., 500 q.)"
         summary = table.evaluation.isin(SUMMARY_EVALUATIONS) | table.evaluation.str.startswith(
             tuple(f"{e} (" for e in SUMMARY_EVALUATIONS))

@@ -326,8 +326,22 @@ def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
                                                            "CONTRADICTED"], 71.5)
     (tmp_path / "mnist-cpu-full" / "adversarial.md").write_text(
         "| t |\n## Claim 5 (ours, beyond the paper): ABCL adds.\n\n**Verdict: NOT SHOWN**\n")
+    # jobs: a clean training (60 s) and the adversarial target's (600 s), which claims.md does not judge
+    for path, seconds in (("models/loss~sce/s~0/m~0/k1~0/k2~0/seed~0/train.benchmark.tsv", 60),
+                          ("models/at~pgd/loss~sce/s~0/m~0/k1~0/k2~0/seed~0/train.benchmark.tsv", 600)):
+        (tmp_path / "mnist5k" / path).parent.mkdir(parents=True)
+        (tmp_path / "mnist5k" / path).write_text(f"s\tmax_rss\n{seconds}\t700\n")
     block = configurations_markdown([tmp_path / "mnist5k", tmp_path / "mnist-cpu-full"])
     lines = block.splitlines()
+    seeds = next(line for line in lines if line.startswith("| seeds of the compared models"))
+    assert seeds.split("|")[2].strip() == "3"  # table.csv's widest seed count, not every seed folder on disk
+    compute = next(line for line in lines if line.startswith("| compute"))
+    assert compute.split("|")[2].strip() == "1 min in 1 jobs"  # the adversarial target's job is not the run's
+    judged = tmp_path / "mnist5k" / "claims.md"  # claim 5 in the default run (adversarial.in_default_run): it is
+    judged.write_text(judged.read_text() + "\n## Claim 5 (ours): words.\n\n**Verdict: NOT SHOWN**\n")
+    compute = next(line for line in configurations_markdown([tmp_path / "mnist5k"]).splitlines()
+                   if line.startswith("| compute"))
+    assert compute.split("|")[2].strip() == "11 min in 2 jobs"
     assert "| claim " in lines[0] and "mnist5k (4,000 train images)" in lines[0] and "(60,000 train images)" in lines[0]
     claim4 = next(line for line in lines if line.startswith("| 4 (table)"))
     assert claim4.split("|")[2].strip() == "NOT SHOWN" and claim4.split("|")[3].strip() == "CONTRADICTED"
