@@ -63,7 +63,7 @@ def test_dry_run_plans_one_job_per_configuration(workdir, configfile):
     # Fig. 3's three models: the first seed's, or every seed's with embed.every_seed
     assert jobs["features"] == jobs["tsne"] == 3 * (len(config["seeds"]) if config["embed"]["every_seed"] else 1)
     assert jobs["prepare_data"] == jobs["fig1"] == jobs["fig2"] == jobs["fig3"] == jobs["table"] == 1
-    expected = {"config/config.yaml": 126, "config/cpu-full.yaml": 30, "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3 + 2 * 3 * 3}
+    expected = {"config/config.yaml": 126, "config/cpu-full.yaml": 8 * 20 + 2 * 3, "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3 + 2 * 3 * 3}
     assert n_models == expected[configfile]
     results = {"config/config.yaml": "results/mnist5k/", "config/cpu-full.yaml": "results/mnist-cpu-full/",
                "config/paper.yaml": "results/mnist/"}[configfile]
@@ -251,7 +251,7 @@ def test_cpu_full_takes_fashion_mnist_with_one_override(workdir):
     dry_run = snakemake("-n", "--configfile", "config/cpu-full.yaml", "--config", "dataset=fashion-mnist",
                         cwd=workdir).stdout
     assert "output: results/fashion-mnist-cpu-full/data/fashion-mnist.pt" in dry_run
-    assert planned_jobs(dry_run)["train"] == 30  # 10 models, 3 seeds
+    assert planned_jobs(dry_run)["train"] == 8 * 20 + 2 * 3  # 8 compared models x 20 seeds, 2 drawn-only x 3
 
 
 @pytest.mark.parametrize("configfile", ["config/paper.yaml", ".test/config/config.yaml"])
