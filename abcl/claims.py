@@ -16,6 +16,7 @@ import pandas as pd
 
 from abcl import ABCLError
 from abcl.config import ABCL, COSFACE, HT_SCE, SCE, evaluation_key
+from abcl.records import read_csv
 from abcl.statistics import (ALPHA, NOT_WORSE, SUPERIOR, Comparison, Verdict, compare_seeds, label_parts, mcnemar,
                              summarize, verdict)
 from abcl.tables import PAPER_ATTACKS, load_correct, ordered_evaluations, split_method, with_evaluation
@@ -316,7 +317,6 @@ def per_seed_frame(found: list[Claim], table_evals: pd.DataFrame, protocol: str)
 
 def read_comparisons(path: str | Path) -> pd.DataFrame:
     """A comparisons.csv, or one line naming what is wrong with it; its protocol read as text."""
-    from abcl.records import read_csv
     return read_csv(path, COMPARISON_COLUMNS, "a comparisons CSV (comparisons.csv)", text_columns=("protocol",))
 
 
