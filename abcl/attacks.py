@@ -21,6 +21,7 @@ import torchattacks
 from torch import nn
 
 from abcl.config import AttackSpec
+from abcl.device import model_precision
 from abcl.losses import ce_in_log_space
 
 
@@ -44,13 +45,15 @@ class _CEInLogSpace(torch.autograd.Function):
 
 
 class AttackView(nn.Module):
-    """The model as attacks see it: float32 logits (bf16 autocast on GPU; FAB needs float32).
-    While :meth:`ascending_ce` is active, the cross-entropy gradient through it is the log-space
+    """The model as attacks see it, computing in ``dtype`` (float32 on every device, also inside a
+    caller's autocast; bfloat16 only to measure what it changes) and handing out float32 logits
+    (FAB needs them). While :meth:`ascending_ce` is active, the cross-entropy gradient through it is the log-space
     one, whose entries are O(1): float32 carries it without underflow."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.model = model
+        self.dtype = dtype
         self._labels: torch.Tensor | None = None
         # torchattacks restores the *view's* mode after each call: a fresh module is in training
         # mode, which would leave the wrapped model with dropout switched on
@@ -66,7 +69,7 @@ class AttackView(nn.Module):
             self._labels = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.is_cuda):
+        with model_precision(images.device.type, self.dtype):
             logits = self.model(images)
         logits = logits.float()
         return logits if self._labels is None else _CEInLogSpace.apply(logits, self._labels)
@@ -180,9 +183,8 @@ _WHOLE_BATCH_CE = ("fgsm", "bim", "pgd")
 
 
 @torch.no_grad()
-def _misclassified(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.is_cuda):
-        return model(images).argmax(1) != labels
+def _misclassified(view: AttackView, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return view(images).argmax(1) != labels
 
 
 def _attack_once(view: AttackView, attack: torchattacks.Attack, spec: AttackSpec,
@@ -202,22 +204,23 @@ def _worst_of_restarts(view: AttackView, attack: torchattacks.Attack, spec: Atta
         return _attack_once(view, attack, spec, images, labels)
     torch.manual_seed(0)  # random starts reproducible run to run
     best = _attack_once(view, attack, spec, images, labels)
-    alive = ~_misclassified(view.model, best, labels)
+    alive = ~_misclassified(view, best, labels)
     for _ in range(1, spec.restarts):
         index = alive.nonzero().squeeze(1)
         if len(index) == 0:
             break
         adversarial = _attack_once(view, attack, spec, images[index], labels[index])
-        fooled = _misclassified(view.model, adversarial, labels[index])
+        fooled = _misclassified(view, adversarial, labels[index])
         best[index[fooled]] = adversarial[fooled]
         alive[index[fooled]] = False
     return best
 
 
 def perturb(model: nn.Module, spec: AttackSpec, images: torch.Tensor, labels: torch.Tensor,
-            batch_size: int = 500) -> torch.Tensor:
-    """Adversarial versions of ``images`` (float in [0,1]), computed batch by batch on their device."""
-    view = AttackView(model)
+            batch_size: int = 500, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Adversarial versions of ``images`` (float in [0,1]), computed batch by batch on their device,
+    the model computing in ``dtype`` (:func:`abcl.device.model_precision`)."""
+    view = AttackView(model, dtype)
     attack = build_attack(view, spec)
     return torch.cat([_worst_of_restarts(view, attack, spec, images[i:i + batch_size], labels[i:i + batch_size])
                       for i in range(0, len(images), batch_size)])

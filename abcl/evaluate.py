@@ -13,13 +13,15 @@ from abcl import kernels
 from abcl.attacks import perturb
 from abcl.config import AttackSpec, TrainConfig, evaluation_key
 from abcl.data import Dataset, as_float_images
-from abcl.device import device_name, on_device, resolve_device
+from abcl.device import device_name, model_precision, on_device, resolve_device
 from abcl.records import atomic_path, library_versions
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.is_cuda):
+def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000,
+            dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Predicted classes, the model computing in ``dtype`` (float32 unless measuring bf16)."""
+    with model_precision(images.device.type, dtype):
         return torch.cat([model(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
 
 
@@ -54,7 +56,8 @@ def evaluate_model(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, s
 
 def evaluate(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: list[AttackSpec],
              n_test: int | None = None, batch_size: int = 500, device: str = "auto",
-             adaptive_n_test: int | None = None, progress: Callable[[str], None] | None = None) -> Evaluation:
+             adaptive_n_test: int | None = None, progress: Callable[[str], None] | None = None,
+             dtype: torch.dtype = torch.float32) -> Evaluation:
     """One row for clean accuracy, one per attack spec (with the measured perturbation size), and
     per norm and budget a ``worst_case`` row (:func:`nested_worst_cases`): a sample counts only if
     it survives every attack at that budget or a smaller one of the same norm.
@@ -67,6 +70,9 @@ def evaluate(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: 
     ``correct`` holds, per evaluation (:func:`abcl.config.evaluation_key`), which test images the
     model got right, in test-set order: paired tests compare models on them. ``progress``, if
     given, is told of each attack as it ends (a long evaluation is not silent in its log).
+
+    The model computes in float32 on every device (``dtype``; bf16 only to measure what it
+    changes, benchmarks/attack_precision.py): bf16 is for training.
     """
     progress = progress or (lambda message: None)
     dev = resolve_device(device)
@@ -75,7 +81,7 @@ def evaluate(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: 
     n_common = len(labels)
     if adaptive_n_test is not None and any(spec.adaptive for spec in specs):
         n_common = min(adaptive_n_test, n_common)
-    clean = predict(model, images) == labels
+    clean = predict(model, images, dtype=dtype) == labels
 
     per_image: dict[str, np.ndarray] = {}
 
@@ -90,8 +96,8 @@ def evaluate(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, specs: 
     survived: list[tuple[str, float, torch.Tensor]] = []  # per attack: which common images it left right
     for i, spec in enumerate(specs, 1):
         n = n_common if spec.adaptive else len(labels)
-        adversarial = perturb(model, spec, images[:n], labels[:n], batch_size)
-        correct = predict(model, adversarial) == labels[:n]
+        adversarial = perturb(model, spec, images[:n], labels[:n], batch_size, dtype)
+        correct = predict(model, adversarial, dtype=dtype) == labels[:n]
         delta = (adversarial - images[:n]).flatten(1)
         rows.append(row(correct, attack=spec.name, norm=spec.norm, eps=spec.eps, steps=spec.steps,
                         restarts=spec.restarts, queries=spec.queries if spec.name in QUERY_ATTACKS else 0,
@@ -137,7 +143,9 @@ def gradient_report(model: torch.nn.Module, cfg: TrainConfig, dataset: Dataset, 
     norms = []
     for i in range(0, len(labels), batch_size):
         x = images[i:i + batch_size].clone().requires_grad_(True)
-        loss = torch.nn.functional.cross_entropy(model(x).float(), labels[i:i + batch_size], reduction="sum")
+        with model_precision(dev.type):
+            logits = model(x).float()
+        loss = torch.nn.functional.cross_entropy(logits, labels[i:i + batch_size], reduction="sum")
         grad, = torch.autograd.grad(loss, x)
         norms.append(grad.flatten(1).double().norm(dim=1))
     norms = torch.cat(norms)
@@ -164,7 +172,7 @@ def extract_features(model: torch.nn.Module, dataset: Dataset, n_per_set: int, a
         sets[spec.key] = (perturb(model, spec, test_x, test_y), test_y)
         progress(f"adversarial set {spec.key}: {len(test_y)} images")
     features, labels, names, predicted = [], [], [], []
-    with torch.no_grad():
+    with torch.no_grad(), model_precision(dev.type):
         for name, (images, truth) in sets.items():
             features.append(model.features(images).float().cpu().numpy())
             predicted.append(predict(model, images).cpu().numpy())

@@ -213,5 +213,80 @@ def test_apgd_ce_and_autoattack_carry_the_log_space_cross_entropy(trained_cosfac
 class _Data:
     """The smallest Dataset stand-in evaluate_model needs: a test split (float pixels back to uint8)."""
 
-    def __init__(self, x, y):
+    def __init__(self, x, y, train: bool = False):
         self.test_x, self.test_y = (x * 255).round().to(torch.uint8), y
+        if train:  # extract_features also draws a train subset
+            self.train_x, self.train_y = self.test_x, self.test_y
+
+
+def _layer_dtypes(model: nn.Module) -> tuple[set, list]:
+    """Record the dtype each conv and linear layer of ``model`` computes in (its output's)."""
+    seen: set = set()
+    handles = [m.register_forward_hook(lambda _m, _i, out: seen.add(out.dtype))
+               for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return seen, handles
+
+
+EVERY_KIND = {"fgsm_linf": {"eps": [0.2]}, "bim_linf": {"eps": [0.2], "steps": 2}, "pgd_l2": {"eps": [2.0], "steps": 2},
+              "apgd_ce_linf": {"eps": [0.2], "steps": 2}, "square_l2": {"eps": [2.0], "queries": 5},
+              "autoattack_linf": {"eps": [0.2], "steps": 2, "queries": 5}}
+
+
+@pytest.mark.parametrize("outside", ["a caller's bf16 autocast", "tensors that say they are on CUDA"])
+def test_evaluation_attacks_compute_the_model_in_float32(trained_cosface, batch, monkeypatch, outside):
+    """On a GPU the network trains under bf16 autocast; evaluation must not: every attack, prediction
+    and feature computes every layer in float32. The GPU path used to switch autocast on where
+    ``images.is_cuda``; without a GPU here, both ways bf16 could reach the model are tried: a caller's
+    autocast around the evaluation, and tensors reporting CUDA. The dtype is read off the model's own
+    layers."""
+    import contextlib
+
+    from abcl.evaluate import evaluate, extract_features
+    model, cfg = trained_cosface
+    x, y = batch
+    seen, handles = _layer_dtypes(model)
+    if outside == "tensors that say they are on CUDA":
+        monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+        context = contextlib.nullcontext()
+    else:
+        context = torch.autocast("cpu", dtype=torch.bfloat16)
+    try:
+        with context:
+            evaluate(model, cfg, _Data(x[:16], y[:16]), attack_specs(EVERY_KIND), device="cpu")
+            extract_features(model, _Data(x[:16], y[:16], train=True), 8,
+                             attack_specs({"bim_linf": {"eps": [0.2], "steps": 2}}), device="cpu")
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert seen == {torch.float32}
+
+
+def test_bf16_evaluation_reaches_the_model_only_when_asked(trained_cosface, batch):
+    """The bf16 path exists to measure what it changes (benchmarks/attack_precision.py): asked for,
+    bf16 does reach the layers, so the float32 test above could fail."""
+    from abcl.evaluate import evaluate
+    model, cfg = trained_cosface
+    x, y = batch
+    seen, handles = _layer_dtypes(model)
+    try:
+        evaluate(model, cfg, _Data(x[:16], y[:16]), attack_specs({"bim_linf": {"eps": [0.2], "steps": 2}}),
+                 device="cpu", dtype=torch.bfloat16)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert torch.bfloat16 in seen
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it)")
+def test_evaluation_on_a_cuda_device_attacks_in_float32(trained_cosface, batch):
+    from abcl.evaluate import evaluate
+    model, cfg = trained_cosface
+    x, y = batch
+    seen, handles = _layer_dtypes(model)
+    try:
+        evaluate(model, cfg, _Data(x[:16], y[:16]), attack_specs(EVERY_KIND), device="cuda")
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.cpu()
+    assert seen == {torch.float32}

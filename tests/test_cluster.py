@@ -167,8 +167,8 @@ def test_conda_env_pip_part_resolves_from_another_directory(tmp_path):
     assert {c.split("==")[0] for c in chosen - pinned} <= {"setuptools"}  # conda's own dependency list has it
 
 
-@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/cpu-full.yaml", "config/paper.yaml",
-                                        ".test/config/config.yaml"])
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/cpu-full.yaml", "config/alexnet.yaml",
+                                        "config/paper.yaml", ".test/config/config.yaml"])
 def test_every_request_is_at_least_twice_the_time_it_is_sized_from(configfile):
     """Each job rule of each config, adversarial trainings apart, asks for at least twice the
     longest measured job of its results folder, or twice its stated estimate (with its basis):

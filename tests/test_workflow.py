@@ -52,7 +52,8 @@ def workdir(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/cpu-full.yaml", "config/paper.yaml"])
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/cpu-full.yaml", "config/alexnet.yaml",
+                                        "config/paper.yaml"])
 def test_dry_run_plans_one_job_per_configuration(workdir, configfile):
     config = load_config(workdir / configfile)
     dry_run = snakemake("-n", "--configfile", configfile, cwd=workdir).stdout
@@ -63,10 +64,11 @@ def test_dry_run_plans_one_job_per_configuration(workdir, configfile):
     # Fig. 3's three models: the first seed's, or every seed's with embed.every_seed
     assert jobs["features"] == jobs["tsne"] == 3 * (len(config["seeds"]) if config["embed"]["every_seed"] else 1)
     assert jobs["prepare_data"] == jobs["fig1"] == jobs["fig2"] == jobs["fig3"] == jobs["table"] == 1
-    expected = {"config/config.yaml": 126, "config/cpu-full.yaml": 8 * 20 + 2 * 3, "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3 + 2 * 3 * 3}
+    expected = {"config/config.yaml": 126, "config/cpu-full.yaml": 8 * 20 + 2 * 3, "config/alexnet.yaml": 8 * 10 + 2 * 3,
+                "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3 + 2 * 3 * 3}
     assert n_models == expected[configfile]
     results = {"config/config.yaml": "results/mnist5k/", "config/cpu-full.yaml": "results/mnist-cpu-full/",
-               "config/paper.yaml": "results/mnist/"}[configfile]
+               "config/alexnet.yaml": "results/mnist5k-alexnet/", "config/paper.yaml": "results/mnist/"}[configfile]
     assert f"output: {results}data/" in dry_run
 
 
