@@ -280,8 +280,8 @@ def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
                                 read_named_csvs(args.adversarial) if args.adversarial else None,
                                 knn_correct=_knn_correct(args.embeddings or []), alpha=args.alpha,
                                 margin_points=args.margin_points)
-    text = claims_report(found, table, masking, data_note(record["dataset"], record["n_train"]),
-                         args.adversarial_note, args.alpha, args.precision_points)
+    note = data_note(record["dataset"], record["n_train"], table.arch.iloc[0])
+    text = claims_report(found, table, masking, note, args.adversarial_note, args.alpha, args.precision_points)
     if args.comparisons:
         write_csv(claims.per_seed_frame(found, table, protocol), args.comparisons)
     with atomic_path(args.out) as part:
@@ -353,6 +353,12 @@ def cmd_configurations(args: argparse.Namespace, config: dict | None) -> None:
     print(block)
 
 
+def cmd_snapshot(args: argparse.Namespace, config: dict | None) -> None:
+    from abcl.report import snapshot_run
+    copied = snapshot_run(Path(args.results), Path(args.out))
+    print(f"{args.out}: {', '.join(copied)} of {args.results}")
+
+
 def cmd_resources(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.cluster import FINISHED, finished, write_table
     for folder in args.results:
@@ -412,8 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     def compute(p: argparse.ArgumentParser) -> None:
         setting(p, "--device", "train.device", "where to compute", choices=["auto", "cpu", "cuda"])
         setting(p, "--threads", "train.threads", "CPU threads", type=int)
-        setting(p, "--kernels", "train.kernels", "CPU kernels: portable (the same bits on Intel and AMD CPUs: "
-                "portable-avx2 where the CPU has AVX2, else portable-baseline) or fast", choices=list(MODES))
+        setting(p, "--kernels", "train.kernels", "CPU kernels: portable (the widest tier this CPU runs: "
+                "portable-avx512, portable-avx2 or portable-baseline, pinned so that a tier gives the same bits on every "
+                "CPU that runs it; shown on one Intel Xeon, across vendors inferred: docs/reproducibility.md), a tier "
+                "by name, or fast", choices=list(MODES))
 
     def overlays(p: argparse.ArgumentParser) -> None:
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -488,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("tsne", cmd_tsne, "t-SNE of one model's features, plus separability scores")
     p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")
     setting(p, "--perplexity", "embed.perplexity", "t-SNE perplexity", type=float)
-    setting(p, "--threads", "train.threads", "CPU threads", type=int)
+    setting(p, "--threads", "embed.tsne_threads", "CPU threads", type=int)
     p.add_argument("--features", required=True)
     p.add_argument("--out", required=True, help="embedding CSV")
     p.add_argument("--scores", required=True, help="a separability CSV")
@@ -581,10 +589,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("configurations", cmd_configurations, "verdicts and accuracies of several runs side by side",
                 "The claims' verdicts and the compared models' accuracies of several workflow runs side by side "
-                "(Markdown), from each run's claims.md, adversarial.md, table.csv and dataset record; with --readme, "
-                "written into that file's generated block.")
-    p.add_argument("results", nargs="*", help="results/<dataset>[-<tag>] folders of finished runs")
+                "(Markdown), from each run's claims.md, comparisons.csv, adversarial.md, table.csv and dataset "
+                "record; each column names its network, training images and seeds, each verdict its comparisons for, "
+                "against and open; with --readme, written into that file's generated block.")
+    p.add_argument("results", nargs="*", help="results/<dataset>[-<tag>] folders of finished runs, or their "
+                                              "snapshots (abcl snapshot)")
     p.add_argument("--readme", help="replace the generated block of this Markdown file")
+
+    p = command("snapshot", cmd_snapshot, "copy a finished run's reports and job times to a folder to commit",
+                "Copies the small files README's tables are generated from (claims.md, comparisons.csv, table.csv, "
+                "table.md, leaderboard.md, masking.csv, separability.csv, adversarial.md, the dataset record) and "
+                "every job's time (jobs.csv) of a finished run to --out (docs/runs/<folder>), so that `abcl "
+                "configurations` regenerates README on a machine without the run.")
+    p.add_argument("results", help="results/<dataset>[-<tag>] folder of a finished run")
+    p.add_argument("--out", required=True, help="the snapshot folder, e.g. docs/runs/mnist5k")
 
     p = command("resources", cmd_resources, "per-rule cluster requests (runtime, mem_mb) from measured runs",
                 "Reads every benchmark: file of finished workflow runs and writes each rule's cluster request "

@@ -15,8 +15,8 @@ import pandas as pd
 from abcl import ABCLError, claims
 from abcl.claims import PAPER_NAMES, Claim, Correct, _interval, _pct, accuracy_stats
 from abcl.config import ABCL, COSFACE, SCE
-from abcl.statistics import (ALPHA, MAX_SEEDS, SUPERIOR, Comparison, Verdict, compare_seeds, power_of, rule,
-                             ruled_out, seeds_to_decide, summarize, verdict)
+from abcl.statistics import (ALPHA, MAX_SEEDS, SUPERIOR, Comparison, Verdict, compare_seeds, label_parts, power_of,
+                             rule, ruled_out, seeds_to_decide, summarize, verdict)
 from abcl.tables import (STANDARD_AUTOATTACK, autoattack_budget, markdown, ordered_evaluations,
                          robustness_tables, split_method, tables_markdown, with_evaluation)
 
@@ -28,6 +28,36 @@ def difference_text(c: Comparison) -> str:
     if c.one_seed:
         return f"{100 * c.diff:+.1f}"
     return f"{100 * c.diff:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}]"
+
+
+NETWORKS = {"small": "small net", "alexnet": "AlexNet-style net"}  # short names, for headers
+NETWORK_NOTES = {
+    "small": "the LeNet-size `small` net (ours, for fast CPU runs; the paper never used it), so these verdicts are "
+             "about that net, not about the paper's AlexNet",
+    "alexnet": "the AlexNet-style net (the paper's network as docs/method.md reconstructs it)",
+}
+
+
+def network_note(arch: str) -> str:
+    """Which network made a run's verdicts, in words."""
+    return NETWORK_NOTES.get(arch, f"the `{arch}` net")
+
+
+def evidence_text(found: Verdict) -> str:
+    """"4 for, 2 against, 6 open": how the claim's comparisons read (Verdict.tally)."""
+    tally = found.tally()
+    return f"{tally['for']} for, {tally['against']} against, {tally['open']} open"
+
+
+def against_text(comparisons: list[Comparison], found: Verdict) -> str:
+    """Which part of the claim fails: the comparisons that go against it, grouped by the pair
+    compared ("ABCL below CosFace at BIM L∞ ε=0.2, BIM L2 ε=2"); "—" when none does."""
+    grouped: dict[str, list[str]] = {}
+    for c in found.against(comparisons):
+        a, b, where = label_parts(c.label)
+        grouped.setdefault(f"{a} below {b}", []).append(where)
+    return "; ".join(f"{pair} at {', '.join(w for w in wheres if w)}" if any(wheres) else pair
+                     for pair, wheres in grouped.items()) or "—"
 
 
 def comparison_rows(comparisons: list[Comparison], found: Verdict) -> pd.DataFrame:
@@ -159,14 +189,18 @@ def summary_markdown(found: list[Claim], alpha: float = ALPHA, precision_points:
         cannot_support = not (wrong_side or sign_only) and any(p.weak for p in power)
         weak_against = against is None and any(p.weak and p.shift < 0 for p in power)
         rows.append({"claim": claim.statement.split(":", 1)[0], "verdict": claim.outcome,
-                     "comparisons": len(claim.comparisons), "widest 95% CI ± (points)": widest,
+                     "comparisons: for, against, open": evidence_text(claim.verdict),
+                     "what goes against it": against_text(claim.comparisons, claim.verdict),
+                     "widest 95% CI ± (points)": widest,
                      f"seeds for ±{precision_points:g}": _seeds(precise) if power else "n/a (one seed)",
                      "seeds to support (each comparison at 80% power)":
                          _seeds(support, support is None and cannot_support, support is None and sign_only)
                          if power else "n/a (one seed)",
                      "seeds to contradict (one comparison at 80% power)":
                          _seeds(against, weak_against) if power else "n/a (one seed)"})
-    return ("## Summary\n\nEach claim's verdict, the widest 95% CI among its comparisons, and the seeds a power "
+    return ("## Summary\n\nEach claim's verdict; how many of its comparisons support it, go against it (Holm-adjusted) "
+            "and are open, for one against it makes it CONTRADICTED whatever the others read; which comparisons go "
+            "against it; the widest 95% CI among its comparisons, and the seeds a power "
             "analysis of these per-seed differences asks for (`abcl power`, docs/evaluation.md): for a 95% CI of "
             f"±{precision_points:g} points on every comparison (`claims.precision_points`), and for 80% power, per "
             "comparison at its observed mean and s.d., to support the claim (every comparison must, so the claim's "
@@ -271,13 +305,14 @@ def autoattack_budget_check(group: pd.DataFrame, compared: str = "accuracy") -> 
 FULL_TRAIN_SIZE = 60_000  # MNIST's and Fashion-MNIST's training sets
 
 
-def data_note(dataset: str, n_train: int) -> str:
+def data_note(dataset: str, n_train: int, arch: str) -> str:
     """What a reader must know when the models saw fewer training images than the full dataset."""
     if n_train >= FULL_TRAIN_SIZE:
         return ""
-    return (f"**Subset.** These models trained on {n_train:,} images ({dataset}), not the full {FULL_TRAIN_SIZE:,}. "
-            "Verdicts that compare losses can change with training-set size: config/cpu-full.yaml runs the same "
-            "nets, grids and attacks on full MNIST on a CPU (docs/evaluation.md: \"What each configuration can show\").\n")
+    return (f"**Subset.** These models, {network_note(arch)}, trained on {n_train:,} images ({dataset}), not the "
+            f"full {FULL_TRAIN_SIZE:,}. Verdicts that compare losses can change with training-set size and with the "
+            "network: config/cpu-full.yaml runs the small net on full MNIST, config/alexnet.yaml the AlexNet-style "
+            "net on these 4,000 images, both on a CPU (docs/evaluation.md: \"What each configuration can show\").\n")
 
 
 def adversarial_report(evals: pd.DataFrame, correct: Correct, alpha: float = ALPHA,
@@ -311,7 +346,8 @@ def claims_report(found: list[Claim], table_evals: pd.DataFrame, masking: pd.Dat
     parts = [
         "# Do our runs reproduce the paper's claims?\n",
         f"Generated by the workflow from {len(seeds)} seed(s) ({', '.join(map(str, seeds))}), {n_test} test "
-        f"images per evaluation, dataset {table_evals.dataset.iloc[0]}, net {table_evals.arch.iloc[0]}. "
+        f"images per evaluation, dataset {table_evals.dataset.iloc[0]}. **Network:** "
+        f"{network_note(table_evals.arch.iloc[0])}. "
         "Accuracies in %, with 95% confidence intervals in brackets (t-interval over seeds; Wilson interval over "
         "test images when there is one seed).\n",
         rule(alpha),
@@ -450,41 +486,122 @@ def replace_generated_block(text: str, block: str) -> str:
     return f"{head}{README_BEGIN}\n{block}{README_END}{rest.split(README_END, 1)[1]}"
 
 
-SEEDS_ROW = "seeds of the compared models"
 TIME_ROW = "compute: the jobs' own times, summed"
 
 
+SNAPSHOT_FILES = ("claims.md", "comparisons.csv", "table.csv", "table.md", "leaderboard.md", "masking.csv",
+                  "separability.csv", "adversarial.md")
+JOBS_FILE = "jobs.csv"  # a snapshot's record of every job's time: rule, seconds, max_rss_mb
+
+
+def snapshot_run(folder: Path, out: Path) -> list[str]:
+    """Copy the small files of a finished run that README's tables come from (its reports, its
+    dataset record, every job's time as jobs.csv) to ``out``, which is committed (docs/runs/):
+    README then regenerates on a machine that lacks the run, and its numbers can be checked."""
+    import shutil
+
+    from abcl.cluster import FINISHED, benchmarks, finished
+    folder, out = Path(folder), Path(out)
+    if not finished(folder):
+        raise ABCLError(f"{folder}: not a finished run (no {FINISHED}): nothing to snapshot")
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    copied = [name for name in SNAPSHOT_FILES if (folder / name).exists()]
+    for name in copied:
+        shutil.copyfile(folder / name, out / name)
+    for record in sorted((folder / "data").glob("*.json")):
+        shutil.copyfile(record, out / "data" / record.name)
+    jobs = pd.DataFrame([{"rule": rule, "seconds": seconds, "max_rss_mb": rss}
+                         for rule, runs in sorted(benchmarks(folder).items()) for seconds, rss in runs])
+    jobs.to_csv(out / JOBS_FILE, index=False)
+    return [*copied, "data/", JOBS_FILE]
+
+
+def _job_seconds(folder: Path) -> dict[str, list[float]]:
+    """Per rule, its jobs' seconds: from the benchmark files of a run, or a snapshot's jobs.csv."""
+    from abcl.cluster import benchmarks
+    if (folder / JOBS_FILE).exists():
+        jobs = pd.read_csv(folder / JOBS_FILE)
+        return {rule: list(group.seconds) for rule, group in jobs.groupby("rule", sort=True)}
+    return {rule: [seconds for seconds, _ in runs] for rule, runs in benchmarks(folder).items()}
+
+
 def job_time(folder: Path, with_adversarial: bool) -> str:
-    """The summed wall time of a run's jobs, from Snakemake's benchmark files (on 2 cores the
-    clock shows about half of it; a resumed run counts each finished job once); the `adversarial`
-    target's only ``with_adversarial`` (where claims.md judges claim 5)."""
-    from abcl.cluster import ADVERSARIAL_TARGET_RULES, benchmarks
-    jobs = [seconds for rule, runs in benchmarks(folder).items()
-            if with_adversarial or rule not in ADVERSARIAL_TARGET_RULES for seconds, _ in runs]
+    """The summed wall time of a run's jobs, from Snakemake's benchmark files or a snapshot's
+    jobs.csv (on 2 cores the clock shows about half of it; a resumed run counts each finished job
+    once); the `adversarial` target's only ``with_adversarial`` (where claims.md judges claim 5)."""
+    from abcl.cluster import ADVERSARIAL_TARGET_RULES
+    jobs = [seconds for rule, runs in _job_seconds(Path(folder)).items()
+            if with_adversarial or rule not in ADVERSARIAL_TARGET_RULES for seconds in runs]
     seconds = sum(jobs)
     return f"{seconds / 60:.0f} min in {len(jobs)} jobs"
 
 
+def _run_comparisons(folder: Path) -> tuple[str, dict[str, tuple[list[Comparison], Verdict]]]:
+    """A finished run's network and, per claim number, its comparisons over seeds and the verdict
+    they reach, from its comparisons.csv (the same rule claims.md applies)."""
+    path = folder / "comparisons.csv"
+    if not path.exists():
+        raise ABCLError(f"{folder}: no comparisons.csv; rerun its claims rule (snakemake ... -R claims)")
+    frame = claims.read_comparisons(path)
+    by_claim = claims.pooled_comparisons([frame])
+    return str(frame.arch.iloc[0]), {number: (found, verdict(found)) for number, found in by_claim.items()}
+
+
+def run_header(folder: Path, arch: str, n_train: int, seeds: int) -> str:
+    """A run's column: "mnist5k-alexnet: AlexNet-style net · 4,000 images · 10 seeds"."""
+    return f"{folder.name}: {NETWORKS.get(arch, arch)} · {n_train:,} images · {seeds} seeds"
+
+
+def _where_claims_stand(verdicts: dict[str, dict[str, str]], columns: list[str]) -> str:
+    """Per claim, on which runs (network, images, seeds) it fails, holds or stays open, in words."""
+    lines = []
+    for claim, by_column in verdicts.items():
+        if not claim[0].isdigit():
+            continue
+        said = {}
+        for column in columns:
+            word = by_column.get(column, "not run").split(" (")[0]
+            if word != "not run":
+                said.setdefault(word, []).append(column.split(": ", 1)[-1])
+        parts = [f"{word} on the {'; on the '.join(runs)}" for word, runs in said.items()]
+        lines.append(f"- Claim {claim.split(' ', 1)[0]}: " + ("; ".join(parts) if parts else "not run") + ".")
+    return "\n".join(lines) + "\n"
+
+
 def configurations_markdown(results_dirs: list[Path]) -> str:
     """The verdicts and the headline accuracies of several workflow runs side by side (README's
-    "What each configuration can show"), from each run's claims.md, table.csv and dataset record."""
-    verdicts, facts, numbers, columns, shown = {}, {}, [], [], []
+    "What the runs say"), from each run's claims.md, comparisons.csv, table.csv and dataset record.
+    Each column names its network, training images and seeds; each verdict how many comparisons
+    support the claim, go against it and are open; a list says which comparisons go against each
+    claim on which run."""
+    verdicts, facts, numbers, columns, shown, failing = {}, {}, [], [], [], {}
     for folder in map(Path, results_dirs):
         records = sorted((folder / "data").glob("*.json"))
         if not records or not (folder / "claims.md").exists():
             raise ABCLError(f"{folder}: not a finished workflow run (no data/*.json or claims.md): run it first")
         record = json.loads(records[0].read_text())
-        column = f"{folder.name} ({record['n_train']:,} train images)"
+        table = pd.read_csv(folder / "table.csv")
+        arch, judged = _run_comparisons(folder)
+        column = run_header(folder, arch, record["n_train"], int(table.seeds.max()))  # the compared models' seeds
         columns.append(column)
         found = claim_verdicts((folder / "claims.md").read_text())
         # claim 5 in claims.md: its grid ran in the default target (adversarial.in_default_run)
         adversarial_in_claims = not found.get("Claim 5", "NOT RUN").startswith("NOT RUN")
-        if (folder / "adversarial.md").exists():  # claim 5 built by its own target
-            found |= claim_verdicts((folder / "adversarial.md").read_text())
+        if (folder / "adversarial.md").exists():  # claim 5 built by its own target, which says so
+            found |= {claim: f"{outcome} (adversarial.md, `make adversarial`)"
+                      for claim, outcome in claim_verdicts((folder / "adversarial.md").read_text()).items()}
         for claim, outcome in found.items():
+            number = claim.split(" ", 1)[1]
+            if number in judged:
+                comparisons, again = judged[number]
+                if again.outcome != outcome:
+                    raise ABCLError(f"{folder}: claims.md says {claim} is {outcome}, its comparisons.csv gives "
+                                    f"{again.outcome}: rerun its claims rule")
+                outcome = f"{outcome} ({evidence_text(again)})"
+                if again.tally()["against"]:
+                    failing.setdefault(claim, []).append(f"{column.split(': ', 1)[1]}: "
+                                                         f"{against_text(comparisons, again)}")
             verdicts.setdefault(CLAIM_LABELS.get(claim, claim), {})[column] = outcome
-        table = pd.read_csv(folder / "table.csv")
-        facts.setdefault(SEEDS_ROW, {})[column] = str(int(table.seeds.max()))  # the compared models'
         facts.setdefault(TIME_ROW, {})[column] = job_time(folder, adversarial_in_claims)
         # an AutoAttack label carries its budget: "AutoAttack L∞ ε=0.2 (10 it., 500 q.)"
         summary = table.evaluation.isin(SUMMARY_EVALUATIONS) | table.evaluation.str.startswith(
@@ -492,14 +609,21 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
         table = table[table.model.isin([SCE, COSFACE, ABCL]) & summary]
         shown += list(table.evaluation)
         for model, group in table.groupby("model", sort=False):
-            row = {"run": folder.name, "model": model}
+            row = {"run": column.split(": ", 1)[1], "model": model}
             most = group.seeds.max()
             row.update({e: _pct(v) + (f" ({k} seed{'s' * (k > 1)})" if k < most else "")
                         for e, v, k in zip(group.evaluation, group["mean"], group.seeds)})
             numbers.append(row)
-    claims = pd.DataFrame([{"claim": claim, **by_column} for claim, by_column in {**verdicts, **facts}.items()],
-                          columns=["claim", *columns]).fillna("not run")
+    table = pd.DataFrame([{"claim": claim, **by_column} for claim, by_column in {**verdicts, **facts}.items()],
+                         columns=["claim", *columns]).fillna("not run")
     order = [label for e in SUMMARY_EVALUATIONS for label in dict.fromkeys(shown) if label.split(" (")[0] == e]
     accuracy = pd.DataFrame(numbers, columns=["run", "model", *order]).astype(object).fillna("")
-    return markdown(claims) + "\nAccuracy (%), mean over seeds (`table.csv`):\n\n" + markdown(accuracy)
-
+    against = "".join(f"- {CLAIM_LABELS.get(claim, claim)}: " + "; ".join(runs) + ".\n"
+                      for claim, runs in sorted(failing.items()))
+    return (markdown(table)
+            + "\nEach verdict counts its comparisons (`claims.md`): for the claim, against it (Holm-adjusted), open. "
+              "One against makes a claim CONTRADICTED, whatever the others read.\n\n"
+            + "Where each claim stands, by network, training images and seeds:\n\n"
+            + _where_claims_stand({label: by for label, by in verdicts.items()}, columns)
+            + ("\nWhat goes against each claim:\n\n" + against if against else "")
+            + "\nAccuracy (%), mean over seeds (`table.csv`):\n\n" + markdown(accuracy))

@@ -188,6 +188,17 @@ class Verdict:
             return "supports"
         return "against" if self.against_adjusted[i] < self.level else "neither"
 
+    def tally(self) -> dict[str, int]:
+        """How many comparisons support the claim, go against it (Holm-adjusted), and are open
+        (neither, or one seed): one against makes a CONTRADICTED, whatever the others read."""
+        reads = [self.row_outcome(i) for i in range(len(self.support))]
+        supports, against = reads.count("supports"), reads.count("against")
+        return {"for": supports, "against": against, "open": len(reads) - supports - against}
+
+    def against(self, comparisons: list["Comparison"]) -> list["Comparison"]:
+        """The comparisons that go against the claim."""
+        return [c for i, c in enumerate(comparisons) if self.row_outcome(i) == "against"]
+
 
 def holm(p_values: list[float]) -> np.ndarray:
     """Holm's step-down adjusted p-values: sorted ascending, p_(i) * (m - i + 1), made monotone,

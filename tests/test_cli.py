@@ -71,11 +71,21 @@ MISTAKES = {  # command: (arguments, what its one line must say)
                      "--out-md", "{out}/a.md"], "garbage.csv: not an evaluation CSV"),
     "fig-adversarial": (["--out", "{out}/fa.png", "SCE={garbage}"], "garbage.csv: not an evaluation CSV"),
     "configurations": (["{run}"], "not a finished workflow run"),
+    "snapshot": (["{run}", "--out", "{out}/snap"], "not a finished run (no claims.md): nothing to snapshot"),
     "resources": (["{run}", "--out", "{out}/r.yaml"], "no finished run to read"),
     "power": (["{run}"], "comparisons.csv: missing; the claims rule writes it"),
     "leaderboard": (["--out-csv", "{out}/l.csv", "--out-md", "{out}/l.md", "SCE={garbage}"],
                     "garbage.csv: not an evaluation CSV"),
 }
+
+
+def test_every_command_takes_its_thread_count_from_the_key_that_sets_it_in_the_workflow():
+    """tsne's threads are embed.tsne_threads (the tsne rule's), the model commands' train.threads."""
+    from abcl.cli import _CONFIG_KEYS
+    commands = subcommands()[1]
+    assert commands["tsne"].get_default(_CONFIG_KEYS)["threads"] == "embed.tsne_threads"
+    for name in ("train", "evaluate", "features"):
+        assert commands[name].get_default(_CONFIG_KEYS)["threads"] == "train.threads"
 
 
 def test_every_command_has_a_mistake_case():

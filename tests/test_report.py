@@ -308,9 +308,32 @@ def test_claim_2_compares_abcl_with_plain_ht_sce_found_by_their_plan_names():
     assert ab_repairs(fig1[fig1.model != "ABCL"], correct).outcome == "NOT SHOWN"
 
 
-def fake_run(folder, dataset, n_train, verdicts, abcl_fgsm):
-    """A finished run's files as the workflow writes them: claims.md, table.csv, the dataset record."""
+# per-seed (a, b) accuracies of comparisons that read as the verdict says, over three seeds
+EVIDENCE = {
+    "SUPPORTED": [("ABCL vs SCE, FGSM L∞ ε=0.2", [(0.70, 0.40), (0.71, 0.40), (0.69, 0.40)])],
+    "CONTRADICTED": [("ABCL vs SCE, FGSM L∞ ε=0.2", [(0.70, 0.40), (0.71, 0.40), (0.69, 0.40)]),
+                     ("ABCL vs CosFace, BIM L∞ ε=0.2", [(0.05, 0.35), (0.06, 0.35), (0.04, 0.35)]),
+                     ("ABCL vs CosFace, BIM L2 ε=2", [(0.10, 0.40), (0.12, 0.40), (0.11, 0.40)]),
+                     ("ABCL vs CosFace, FGSM L2 ε=2", [(0.50, 0.50), (0.52, 0.50), (0.49, 0.50)])],
+    "NOT SHOWN": [("ABCL vs SCE, clean", [(0.97, 0.96), (0.96, 0.97), (0.965, 0.96)])],
+}
+
+
+def fake_comparisons(verdicts, arch):
+    from abcl.claims import COMPARISON_COLUMNS
+    rows = [{"claim": str(i), "comparison": label, "kind": "superior", "margin": 0.0, "settings": "x", "seed": seed,
+             "a": a, "b": b, "dataset": "mnist5k", "arch": arch, "epochs": 8, "batch_size": 128, "lr": 0.002,
+             "optimizer": "adam", "schedule": "onecycle", "weight_decay": 0.0, "dropout": 0.5, "n_test": 400,
+             "protocol": "123456789012"}
+            for i, v in enumerate(verdicts, 1) for label, seeds in EVIDENCE[v] for seed, (a, b) in enumerate(seeds)]
+    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+
+
+def fake_run(folder, dataset, n_train, verdicts, abcl_fgsm, arch="small"):
+    """A finished run's files as the workflow writes them: claims.md, comparisons.csv, table.csv,
+    the dataset record."""
     (folder / "data").mkdir(parents=True)
+    fake_comparisons(verdicts, arch).to_csv(folder / "comparisons.csv", index=False)
     (folder / "data" / f"{dataset}.json").write_text(json.dumps({"dataset": dataset, "n_train": n_train}))
     (folder / "claims.md").write_text("# Do our runs reproduce the paper's claims?\n\n" + "\n".join(
         f"## Claim {i} (x): words.\n\n**Verdict: {v}**\n\n| table |\n" for i, v in enumerate(verdicts, 1)))
@@ -333,8 +356,10 @@ def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
         (tmp_path / "mnist5k" / path).write_text(f"s\tmax_rss\n{seconds}\t700\n")
     block = configurations_markdown([tmp_path / "mnist5k", tmp_path / "mnist-cpu-full"])
     lines = block.splitlines()
-    seeds = next(line for line in lines if line.startswith("| seeds of the compared models"))
-    assert seeds.split("|")[2].strip() == "3"  # table.csv's widest seed count, not every seed folder on disk
+    # each column names its network, training images and seeds (table.csv's widest count, not every seed
+    # folder on disk)
+    assert "mnist5k: small net · 4,000 images · 3 seeds" in lines[0]
+    assert "mnist-cpu-full: small net · 60,000 images · 3 seeds" in lines[0]
     compute = next(line for line in lines if line.startswith("| compute"))
     assert compute.split("|")[2].strip() == "1 min in 1 jobs"  # the adversarial target's job is not the run's
     judged = tmp_path / "mnist5k" / "claims.md"  # claim 5 in the default run (adversarial.in_default_run): it is
@@ -342,18 +367,49 @@ def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
     compute = next(line for line in configurations_markdown([tmp_path / "mnist5k"]).splitlines()
                    if line.startswith("| compute"))
     assert compute.split("|")[2].strip() == "11 min in 2 jobs"
-    assert "| claim " in lines[0] and "mnist5k (4,000 train images)" in lines[0] and "(60,000 train images)" in lines[0]
     claim4 = next(line for line in lines if line.startswith("| 4 (table)"))
-    assert claim4.split("|")[2].strip() == "NOT SHOWN" and claim4.split("|")[3].strip() == "CONTRADICTED"
+    # mixed evidence shown, not hidden behind one word: for, against, open
+    assert claim4.split("|")[2].strip() == "NOT SHOWN (0 for, 0 against, 1 open)"
+    assert claim4.split("|")[3].strip() == "CONTRADICTED (1 for, 2 against, 1 open)"
+    claim1 = next(line for line in lines if line.startswith("| 1 (Fig. 2)"))
+    assert claim1.split("|")[3].strip() == "SUPPORTED (1 for, 0 against, 0 open)"
     claim5 = next(line for line in lines if line.startswith("| 5 (ours)"))
-    assert claim5.split("|")[2].strip() == "not run" and claim5.split("|")[3].strip() == "NOT SHOWN"
-    assert any(line.startswith("| mnist-cpu-full | ABCL ") and "| 71.5 " in line for line in lines)
+    assert claim5.split("|")[2].strip() == "not run"
+    assert claim5.split("|")[3].strip() == "NOT SHOWN (adversarial.md, `make adversarial`)"
+    assert "- 4 (table): ABCL more robust to FGSM and BIM than SCE and CosFace: small net · 60,000 images · 3 seeds: " \
+           "ABCL below CosFace at BIM L∞ ε=0.2, BIM L2 ε=2." in lines
+    assert ("- Claim 4: NOT SHOWN on the small net · 4,000 images · 3 seeds; CONTRADICTED on the small net · "
+            "60,000 images · 3 seeds.") in lines
+    assert any(line.startswith("| small net · 60,000 images · 3 seeds | ABCL ") and "| 71.5 " in line
+               for line in lines)
     assert "AutoAttack L∞ ε=0.2 (10 it., 500 q.)" in next(line for line in lines if line.startswith("| run "))
     assert "71.5 (1 seed)" in block  # a column with fewer seeds than the model's others says so
+    (tmp_path / "mnist5k" / "comparisons.csv").unlink()
+    with pytest.raises(ABCLError, match="no comparisons.csv"):
+        configurations_markdown([tmp_path / "mnist5k"])
     readme = f"intro\n{README_BEGIN}\nold numbers\n{README_END}\nrest\n"
     assert replace_generated_block(readme, block) == f"intro\n{README_BEGIN}\n{block}{README_END}\nrest\n"
     with pytest.raises(ABCLError, match="no generated block"):
         replace_generated_block("no markers", block)
+
+
+def test_a_snapshot_regenerates_the_same_block_without_the_run(tmp_path):
+    """README's block comes from committed snapshots (docs/runs/): the same text as from the run."""
+    from abcl.report import configurations_markdown, snapshot_run
+    run = tmp_path / "results" / "mnist5k-alexnet"
+    fake_run(run, "mnist5k", 4000, ["NOT SHOWN", "CONTRADICTED", "NOT SHOWN", "SUPPORTED"], 55.0, arch="alexnet")
+    bench = run / "models/loss~sce/s~0/m~0/k1~0/k2~0/seed~0/train.benchmark.tsv"
+    bench.parent.mkdir(parents=True)
+    bench.write_text("s\tmax_rss\n216.5\t1000\n")
+    copied = snapshot_run(run, tmp_path / "docs" / "runs" / "mnist5k-alexnet")
+    assert {"claims.md", "comparisons.csv", "table.csv", "data/", "jobs.csv"} <= set(copied)
+    from_snapshot = configurations_markdown([tmp_path / "docs" / "runs" / "mnist5k-alexnet"])
+    assert from_snapshot == configurations_markdown([run])
+    assert "mnist5k-alexnet: AlexNet-style net · 4,000 images · 3 seeds" in from_snapshot
+    assert "4 min in 1 jobs" in from_snapshot
+    (run / "claims.md").unlink()
+    with pytest.raises(ABCLError, match="not a finished run"):
+        snapshot_run(run, tmp_path / "elsewhere")
 
 
 def test_readme_holds_the_generated_configurations_block():
