@@ -218,7 +218,11 @@ def cmd_fig3(args: argparse.Namespace, config: dict | None) -> None:
     scores = {name: frames[0] for name, frames in every_seed.items()} or None
     titles = {"bim_linf": f"BIM L∞ ε={args.bim_linf_eps:g} adversarial test",
               "fgsm_l2": f"FGSM L2 ε={args.fgsm_l2_eps:g} adversarial test"}
-    figures.fig3_tsne(embeddings, args.out, scores, titles)
+    seeds = {int(frame.seed.iloc[0]) for frame in (scores or {}).values()}
+    if len(seeds) > 1:
+        raise ABCLError(f"Fig. 3 shows one seed's networks; the first --scores of each model are of seeds "
+                        f"{sorted(seeds)}")
+    figures.fig3_tsne(embeddings, args.out, scores, titles, seed=next(iter(seeds), None))
     if args.scores_out and scores:
         combined = pd.concat([frame.assign(model=name) for name, frames in every_seed.items() for frame in frames],
                              ignore_index=True)

@@ -64,11 +64,25 @@ def fig1_heatmaps(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame:
                     annot_kws={"fontsize": 9})
         ax.set(title=evaluation, xlabel="k2 (inter-class weight)", ylabel="k1 (intra-class weight)")
         summary.append(cells.rename("accuracy_pct").reset_index().assign(evaluation=evaluation))
-    n_seeds = frame.seed.nunique()
-    fig.suptitle(f"Fig. 1 — HT-SCE + AB over (k1, k2), mean of {n_seeds} seed(s)", y=1.0)
+    seeds = frame.groupby(["k1", "k2"]).seed.nunique()
+    fig.suptitle(f"Fig. 1 — HT-SCE + AB over (k1, k2), {seeds_per_cell(seeds)}", y=1.0)
     fig.tight_layout()
     save_figure(fig, out_png)
-    return pd.concat(summary, ignore_index=True)
+    found = pd.concat(summary, ignore_index=True)
+    return found.assign(seeds=[int(seeds[(k1, k2)]) for k1, k2 in zip(found.k1, found.k2)])
+
+
+def seeds_per_cell(seeds: pd.Series) -> str:
+    """How many seeds each Fig. 1 cell averages: "mean of 15 seeds", or, where the drawn-only cells
+    train fewer (eval.figure_seeds), "mean of 15 seeds at 0/0, 512/64; of 3 at 0/64, 512/0"."""
+    by_count: dict[int, list[str]] = {}
+    for (k1, k2), n in seeds.items():
+        by_count.setdefault(int(n), []).append(f"{k1:g}/{k2:g}")
+    if len(by_count) == 1:
+        n = next(iter(by_count))
+        return f"mean of {n} seed{'s' * (n != 1)}"
+    return "mean of " + "; of ".join(f"{n} seed{'s' * (n != 1)} at {', '.join(cells)}"
+                                     for n, cells in sorted(by_count.items(), reverse=True))
 
 
 def fig2_scale(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame:
@@ -89,8 +103,10 @@ def fig2_scale(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame:
 
 
 def fig3_tsne(embeddings: dict[str, pd.DataFrame], out_png: str | Path,
-              scores: dict[str, pd.DataFrame] | None = None, set_titles: dict[str, str] | None = None) -> None:
-    """3 x 4 grid of t-SNE maps: rows SCE / CosFace / ABCL, columns train / test / BIM L∞ / FGSM L2."""
+              scores: dict[str, pd.DataFrame] | None = None, set_titles: dict[str, str] | None = None,
+              seed: int | None = None) -> None:
+    """3 x 4 grid of t-SNE maps: rows SCE / CosFace / ABCL, columns train / test / BIM L∞ / FGSM L2;
+    one trained network per loss, of ``seed`` (the title names it)."""
     titles = {**SET_TITLES, **(set_titles or {})}
     sns.set_theme(style="white", font_scale=1.0)
     fig, axes = plt.subplots(len(embeddings), len(titles), figsize=(3.3 * len(titles), 3.3 * len(embeddings)),
@@ -112,7 +128,8 @@ def fig3_tsne(embeddings: dict[str, pd.DataFrame], out_png: str | Path,
                         transform=ax.transAxes, fontsize=8, bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})
     handles = [plt.Line2D([], [], marker="o", ls="", color=palette[i], label=str(i)) for i in range(10)]
     fig.legend(handles=handles, title="digit", loc="center right", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle("Fig. 3 — t-SNE of the 10-dim latent features (one map per model)", y=1.0)
+    which = "one network per loss" + (f", seed {seed}" if seed is not None else "")
+    fig.suptitle(f"Fig. 3 — t-SNE of the 10-dim latent features ({which})", y=1.0)
     fig.tight_layout(rect=(0, 0, 0.94, 1))
     save_figure(fig, out_png)
 

@@ -573,3 +573,17 @@ def test_seed_sets_reports_each_sets_verdicts_flips_and_refuses_shared_seeds(tmp
         stability(sets, 0.05, 3.0)
     joined = " ".join(stability([f"{tmp_path / 'a'}+{tmp_path / 'b'}:2-3", f"{tmp_path / 'a'}:0-1"], 0.05, 3.0).split())
     assert "b:2-3 (seeds 2, 3)" in joined and "a:0-1 (seeds 0, 1)" in joined
+
+
+def test_fig1_says_how_many_seeds_each_cell_averages(tmp_path):
+    """Drawn-only cells train fewer seeds (eval.figure_seeds): the title and the summary say so per cell."""
+    from abcl.figures import fig1_heatmaps, seeds_per_cell
+    cells = {(0, 0): 5, (512, 64): 5, (0, 64): 3, (512, 0): 3}
+    fig1 = fake_evals({("ht_sce", k1, k2, 5, seed): {("clean", "none", 0.0): 0.97, ("bim", "linf", 0.2): 0.1}
+                       for (k1, k2), n in cells.items() for seed in range(n)})
+    summary = fig1_heatmaps(fig1, tmp_path / "fig1.png")
+    assert dict(zip(zip(summary.k1, summary.k2), summary.seeds)) == cells
+    assert seeds_per_cell(summary.drop_duplicates(["k1", "k2"]).set_index(["k1", "k2"]).seeds) == \
+        "mean of 5 seeds at 0/0, 512/64; of 3 seeds at 0/64, 512/0"
+    assert seeds_per_cell(pd.Series({(0, 0): 1})) == "mean of 1 seed"
+    assert (tmp_path / "fig1.png").exists() and (tmp_path / "fig1.pdf").exists()
