@@ -372,6 +372,9 @@ _FLOATS = ("s", "m", "k1", "k2", "lr", "weight_decay", "dropout", "ab_warmup_epo
 _ENUMS = {"loss": Loss, "arch": Arch, "optimizer": Optimizer, "schedule": Schedule, "adversarial": Adversarial}
 # the training attack's settings: absent from a clean model's record (and hash), where they mean nothing
 ADVERSARIAL_KEYS = ("adv_eps", "adv_steps", "adv_step_size", "trades_beta", "adv_eps_warmup_epochs")
+# readings of the method added after models had been trained: absent from a record (and hash) at
+# their defaults, so every model trained before them keeps its hash and its results folder
+VARIANT_KEYS = ("ab_form", "ht_latent_bias", "precision")
 
 
 def _train_default(name: str) -> Any:
@@ -405,6 +408,9 @@ class TrainConfig:
     adv_step_size: float = _train_default("adv_step_size")
     trades_beta: float = _train_default("trades_beta")
     adv_eps_warmup_epochs: float = _train_default("adv_eps_warmup_epochs")
+    ab_form: str = _train_default("ab_form")  # how the AB terms read App. B/D (abcl.losses.AB_FORMS)
+    ht_latent_bias: bool = _train_default("ht_latent_bias")  # HT-SCE's latent layer with a bias
+    precision: str = _train_default("precision")  # auto (bf16 on a GPU), float32 or bf16 training
 
     def __post_init__(self) -> None:
         plain = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -416,10 +422,14 @@ class TrainConfig:
             object.__setattr__(self, name, float(plain[name]))
 
     def to_dict(self) -> dict[str, Any]:
-        """Every setting; a clean model's lacks the training attack's (so its hash predates them)."""
+        """Every setting; a clean model's lacks the training attack's, and a reading of the method
+        at its default is left out (so the hash predates them)."""
         plain = {f.name: (v.value if isinstance(v := getattr(self, f.name), StrEnum) else v) for f in fields(self)}
         if self.adversarial is Adversarial.NONE:
             for key in ("adversarial", *ADVERSARIAL_KEYS):
+                del plain[key]
+        for key in VARIANT_KEYS:
+            if plain[key] == _train_default(key):
                 del plain[key]
         return plain
 
@@ -432,8 +442,10 @@ class TrainConfig:
 
     def describe(self) -> str:
         adversarial = "" if self.adversarial is Adversarial.NONE else f" adversarial={self.adversarial}"
+        variants = "".join(f" {key}={getattr(self, key)}" for key in VARIANT_KEYS
+                           if getattr(self, key) != _train_default(key))
         return (f"loss={self.loss} s={self.s:g} m={self.m:g} k1={self.k1:g} k2={self.k2:g} "
-                f"seed={self.seed} arch={self.arch} dataset={self.dataset}{adversarial}")
+                f"seed={self.seed} arch={self.arch} dataset={self.dataset}{adversarial}{variants}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -614,6 +626,12 @@ def _train_config(config: dict[str, Any], loss: Loss, seed: int, s: float | None
                   k1: float = 0.0, k2: float = 0.0, adversarial: Adversarial = Adversarial.NONE) -> TrainConfig:
     params = dict(config["losses"].get(loss, {}))
     train = {k: v for k, v in config["train"].items() if k not in EXECUTION_KEYS}
+    # a reading that does not touch a model stays out of its settings (and hash): the AB terms'
+    # form where k1 = k2 = 0, HT-SCE's latent bias for the other losses
+    if not (k1 or k2):
+        train.pop("ab_form", None)
+    if loss is not Loss.HT_SCE:
+        train.pop("ht_latent_bias", None)
     if adversarial is not Adversarial.NONE:
         at = config["adversarial"]
         train |= {"adversarial": adversarial, "adv_eps": at["eps"], "adv_steps": at["steps"],

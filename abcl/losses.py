@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ABCLoss", "HypersphereABCLoss", "hypersphere_transform", "CosFaceLoss", "CosSCELoss", "SoftmaxCELoss",
-           "LogitsHead", "BASES",
-           "cosine_matrix", "cosface_logits", "intra_class_term", "inter_class_term"]
+           "LogitsHead", "BASES", "AB_FORMS",
+           "cosine_matrix", "cosface_logits", "intra_class_term", "inter_class_term", "ab_terms"]
 
 BASES = ("sce", "cos_sce", "cosface")
 
@@ -64,16 +64,42 @@ def rival_cosine(cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return masked.max(dim=1).values
 
 
-def intra_class_term(cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """L_I = mean_i (1 - c_{i,d_i})^2: zero when every feature lies on its class weight."""
-    return (1.0 - true_class_cosine(cos, labels)).square().mean()
+# How the AB terms read App. B/D (train.ab_form) [ours, each a defensible reading; docs/method.md]:
+#   squared     L_I = mean_i (1 - c_{i,d_i})^2,  L_O = mean_i max(0, c_{i,hat d_i} + 1/(C-1))^2   (the default)
+#   linear      L_I = mean_i (1 - c_{i,d_i}),    L_O = mean_i max(0, c_{i,hat d_i} + 1/(C-1))
+#   all_rivals  L_I as squared,  L_O = mean_i 1/(C-1) sum_{j != d_i} max(0, c_ij + 1/(C-1))^2
+AB_FORMS = ("squared", "linear", "all_rivals")
 
 
-def inter_class_term(cos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def intra_class_term(cos: torch.Tensor, labels: torch.Tensor, squared: bool = True) -> torch.Tensor:
+    """L_I = mean_i (1 - c_{i,d_i})^2 (``squared``, hard samples dominate), else mean_i (1 - c_{i,d_i}):
+    zero when every feature lies on its class weight."""
+    gap = 1.0 - true_class_cosine(cos, labels)
+    return (gap.square() if squared else gap).mean()
+
+
+def inter_class_term(cos: torch.Tensor, labels: torch.Tensor, squared: bool = True,
+                     every_rival: bool = False) -> torch.Tensor:
     """L_O = mean_i max(0, c_{i,hat d_i} + 1/(C-1))^2: zero once the nearest rival is below the
-    regular-simplex cosine -1/(C-1)."""
+    regular-simplex cosine -1/(C-1). Unsquared without ``squared``; with ``every_rival`` the hinge
+    is averaged over every other class j != d_i instead of taken at the nearest one."""
     simplex = 1.0 / (cos.shape[1] - 1)
-    return F.relu(rival_cosine(cos, labels) + simplex).square().mean()
+    if every_rival:
+        rivals = ~F.one_hot(labels, cos.shape[1]).bool()
+        hinge = F.relu(cos + simplex)
+        hinge = (hinge.square() if squared else hinge).masked_fill(~rivals, 0.0)
+        return (hinge.sum(dim=1) * simplex).mean()
+    hinge = F.relu(rival_cosine(cos, labels) + simplex)
+    return (hinge.square() if squared else hinge).mean()
+
+
+def ab_terms(cos: torch.Tensor, labels: torch.Tensor, form: str = "squared") -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_I, L_O) in one of the readings of ``AB_FORMS``."""
+    if form not in AB_FORMS:
+        raise ValueError(f"unknown AB form '{form}'; choose one of {', '.join(AB_FORMS)}")
+    squared = form != "linear"
+    return (intra_class_term(cos, labels, squared),
+            inter_class_term(cos, labels, squared, every_rival=form == "all_rivals"))
 
 
 # ---------------------------------------------------------------- modules
@@ -82,7 +108,8 @@ class ABCLoss(nn.Module):
 
         L_total = L_B + r * (k1 * L_I + k2 * L_O),   r = min(1, t / warmup_steps),
 
-    t the number of training calls so far (r = 1 without warm-up). The basis is one of
+    t the number of training calls so far (r = 1 without warm-up), L_I and L_O in the reading
+    ``ab_form`` (``AB_FORMS``: squared, the default; linear; all_rivals). The basis is one of
 
     - ``sce``:     L_B = mean_i -log softmax(W y_i + b)_{d_i}
     - ``cos_sce``: L_B = mean_i -log softmax(s * c_i)_{d_i}   (feature norm fixed to s, no margin)
@@ -97,10 +124,14 @@ class ABCLoss(nn.Module):
     """
 
     def __init__(self, num_classes: int, embedding_size: int, basis: str = "cosface", s: float = 5.0,
-                 m: float = 0.2, k1: float = 512.0, k2: float = 64.0, warmup_steps: float = 0):
+                 m: float = 0.2, k1: float = 512.0, k2: float = 64.0, warmup_steps: float = 0,
+                 ab_form: str = "squared"):
         super().__init__()
         if basis not in BASES:
             raise ValueError(f"unknown basis '{basis}'; choose one of {', '.join(BASES)}")
+        if ab_form not in AB_FORMS:
+            raise ValueError(f"unknown AB form '{ab_form}'; choose one of {', '.join(AB_FORMS)}")
+        self.ab_form = ab_form
         if num_classes < 2 or embedding_size < 1:
             raise ValueError(f"need num_classes >= 2 and embedding_size >= 1, got {num_classes}, {embedding_size}")
         if basis != "sce" and not s > 0:
@@ -148,10 +179,11 @@ class ABCLoss(nn.Module):
             total = F.cross_entropy(logits, labels)
         if self.k1 or self.k2:
             ramp = self.ramp()
+            intra, inter = ab_terms(cos, labels, self.ab_form)
             if self.k1:
-                total = total + ramp * self.k1 * intra_class_term(cos, labels)
+                total = total + ramp * self.k1 * intra
             if self.k2:
-                total = total + ramp * self.k2 * inter_class_term(cos, labels)
+                total = total + ramp * self.k2 * inter
         if self.training and torch.is_grad_enabled():
             self.step.add_(1)
         return total, logits
@@ -168,7 +200,8 @@ class ABCLoss(nn.Module):
     def extra_repr(self) -> str:
         weight = self.class_weights()
         return (f"num_classes={weight.shape[0]}, embedding_size={weight.shape[1]}, basis={self.basis}, "
-                f"s={self.s}, m={self.m}, k1={self.k1}, k2={self.k2}, warmup_steps={self.warmup_steps}")
+                f"s={self.s}, m={self.m}, k1={self.k1}, k2={self.k2}, warmup_steps={self.warmup_steps}, "
+                f"ab_form={self.ab_form}")
 
 
 def hypersphere_transform(z: torch.Tensor) -> torch.Tensor:

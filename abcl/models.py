@@ -56,11 +56,14 @@ class ABCLNet(nn.Module):
     :class:`abcl.losses.ABCLoss` that owns the class weights). With ``hypersphere`` (HT-SCE) z is
     normalized first and the latent layer is bias-free."""
 
-    def __init__(self, head: ABCLoss, arch: Arch = Arch.SMALL, hypersphere: bool = False, dropout: float = 0.5):
+    def __init__(self, head: ABCLoss, arch: Arch = Arch.SMALL, hypersphere: bool = False, dropout: float = 0.5,
+                 latent_bias: bool | None = None):
         super().__init__()
         self.backbone, width = BACKBONES[arch](dropout)
         self.hypersphere = hypersphere
-        self.latent_layer = nn.Linear(width, LATENT_DIM, bias=not hypersphere)
+        # HT-SCE's latent layer is bias-free unless asked (train.ht_latent_bias); the others' has one
+        bias = not hypersphere if latent_bias is None else latent_bias
+        self.latent_layer = nn.Linear(width, LATENT_DIM, bias=bias)
         self.head = head
         self.cosine = head.basis != "sce"
 
@@ -86,9 +89,10 @@ def build_head(cfg: TrainConfig, steps_per_epoch: int = 1) -> ABCLoss:
     """The training loss of ``cfg`` as a head; its AB terms warm up over ``ab_warmup_epochs``."""
     basis = HEAD_BASIS[cfg.loss]
     return ABCLoss(NUM_CLASSES, LATENT_DIM, basis=basis, s=cfg.s if basis != "sce" else 0.0, m=cfg.m,
-                   k1=cfg.k1, k2=cfg.k2, warmup_steps=cfg.ab_warmup_epochs * steps_per_epoch)
+                   k1=cfg.k1, k2=cfg.k2, warmup_steps=cfg.ab_warmup_epochs * steps_per_epoch, ab_form=cfg.ab_form)
 
 
 def build_model(cfg: TrainConfig, steps_per_epoch: int = 1) -> ABCLNet:
-    return ABCLNet(build_head(cfg, steps_per_epoch), cfg.arch, hypersphere=cfg.loss == Loss.HT_SCE,
-                   dropout=cfg.dropout)
+    hypersphere = cfg.loss == Loss.HT_SCE
+    return ABCLNet(build_head(cfg, steps_per_epoch), cfg.arch, hypersphere=hypersphere, dropout=cfg.dropout,
+                   latent_bias=cfg.ht_latent_bias if hypersphere else None)

@@ -75,18 +75,20 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
 
 
 class StepLoss(nn.Module):
-    """The differentiable half of a training step: bf16 forward pass and loss (the head's AB
+    """The differentiable half of a training step: forward pass (bf16 on a GPU) and loss (the head's AB
     warm-up counter advancing on the device), one module so that a CUDA graph can hold both.
     Returns the loss and the number of correct predictions on the examples the loss saw (the
     adversarial ones under PGD-AT)."""
 
-    def __init__(self, model: ABCLNet, objective: Objective = natural):
+    def __init__(self, model: ABCLNet, objective: Objective = natural, precision: str = "auto"):
         super().__init__()
-        self.model, self.objective = model, objective
+        self.model, self.objective, self.precision = model, objective, precision
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor):
+        # train.precision: auto is bf16 on a GPU only; bf16 also on a CPU (the GPU's path, to compare)
+        bf16 = self.precision == "bf16" or (self.precision == "auto" and images.is_cuda)
         # no autocast weight cache: each weight is cast once per step anyway, and CUDA graphs need it off
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=images.is_cuda, cache_enabled=False):
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
             loss, logits = self.objective(self.model, images, labels)
         return loss, (logits.detach().argmax(1) == labels).sum()
 
@@ -168,7 +170,7 @@ def prepare_training(cfg: TrainConfig, dataset: Dataset, dev: torch.device, cuda
     data = dataset.to(dev)
     steps = steps_per_epoch(len(data.train_y), cfg.batch_size)
     model = on_device(build_model(cfg, steps), dev)
-    step = StepLoss(model, training_objective(cfg, steps))
+    step = StepLoss(model, training_objective(cfg, steps), cfg.precision)
     optimizer = _optimizer(cfg, model)
     scheduler = _scheduler(cfg, optimizer, cfg.epochs * steps)
     shuffle = torch.Generator(device=dev).manual_seed(cfg.seed)

@@ -364,3 +364,39 @@ def test_the_comparison_protocol_follows_what_changes_a_claims_numbers_only():
         functools.reduce(dict.__getitem__, keys, changed)[last] = value
         assert comparison_protocol(validate_config(changed)) != comparison_protocol(claim5), path
     assert comparison_protocol(validate_config({**copy.deepcopy(claim5), "seeds": [8, 9]})) == comparison_protocol(claim5)
+
+
+def test_readings_of_the_method_at_their_defaults_leave_every_models_hash_as_it_was():
+    """ab_form, ht_latent_bias and precision came after models had been trained: at their defaults
+    they stay out of a model's settings, so its hash, results folder and job params are unchanged
+    (f3318a641f4d: the default config's ABCL, seed 100, before these keys existed)."""
+    from abcl.config import experiment_plan
+    abcl = experiment_plan(load_config("config/config.yaml")).find("ABCL")
+    assert abcl.train.hash == "f3318a641f4d"
+    assert not {"ab_form", "ht_latent_bias", "precision"} & set(abcl.train.to_dict())
+
+
+def test_each_reading_of_the_method_names_the_models_it_changes_and_no_others():
+    from abcl.config import experiment_plan
+    config = load_config("config/config.yaml")
+    config["train"] |= {"ab_form": "all_rivals", "ht_latent_bias": True, "precision": "bf16"}
+    plan = experiment_plan(config)
+    abcl, ht_sce, cosface = plan.find("ABCL"), plan.find("HT-SCE"), plan.find("CosFace")
+    assert abcl.train.to_dict()["ab_form"] == "all_rivals" and abcl.train.to_dict()["ht_latent_bias"] is True
+    assert "ab_form" not in ht_sce.train.to_dict()  # k1 = k2 = 0: no AB terms to read
+    assert "ht_latent_bias" not in cosface.train.to_dict() and "ab_form" not in cosface.train.to_dict()
+    assert all(run.train.to_dict()["precision"] == "bf16" for run in plan.runs)
+    assert "ab_form=all_rivals" in abcl.train.describe()
+    default = experiment_plan(load_config("config/config.yaml"))
+    assert abcl.train.hash != default.find("ABCL").train.hash
+
+
+@pytest.mark.parametrize("key,value,message", [("ab_form", "cubed", "'cubed' is not one of"),
+                                               ("precision", "fp8", "'fp8' is not one of"),
+                                               ("ht_latent_bias", "yes", "'yes' is not of type 'boolean'")])
+def test_an_unknown_reading_is_refused_with_its_key(key, value, message):
+    from abcl.config import validate_config
+    config = load_config("config/config.yaml")
+    config["train"][key] = value
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)

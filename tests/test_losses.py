@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from pytorch_metric_learning import losses as pml
 
 from abcl.config import ConfigError, TrainConfig
-from abcl.losses import (ABCLoss, CosFaceLoss, CosSCELoss, SoftmaxCELoss, cosface_logits, inter_class_term,
-                         intra_class_term)
+from abcl.losses import (AB_FORMS, ABCLoss, CosFaceLoss, CosSCELoss, SoftmaxCELoss, ab_terms, cosface_logits,
+                         inter_class_term, intra_class_term)
 from abcl.models import build_model
 
 COS = torch.tensor([[0.8, 0.6, -0.1], [0.2, -0.5, 0.9]])
@@ -44,9 +44,10 @@ def loop_abcl(loss: ABCLoss, embeddings: torch.Tensor, labels: torch.Tensor, ram
             z = [loss.s * (c - (margin if j == d else 0.0)) for j, c in enumerate(cos)]
         top = max(z)
         basis = -(z[d] - top - math.log(sum(math.exp(v - top) for v in z)))
-        intra = (1.0 - cos[d]) ** 2
-        rival = max(c for j, c in enumerate(cos) if j != d)
-        inter = max(0.0, rival + 1.0 / (n_classes - 1)) ** 2
+        power = 1 if loss.ab_form == "linear" else 2
+        intra = (1.0 - cos[d]) ** power
+        hinges = [max(0.0, c + 1.0 / (n_classes - 1)) ** power for j, c in enumerate(cos) if j != d]
+        inter = sum(hinges) / (n_classes - 1) if loss.ab_form == "all_rivals" else max(hinges)
         total += basis + ramp * (loss.k1 * intra + loss.k2 * inter)
     return total / len(labels)
 
@@ -76,6 +77,44 @@ def test_inter_class_term_hand_value():
     # C = 3: simplex cosine -1/2. Rival of row 0 is 0.6 -> (0.6 + 0.5)^2 = 1.21;
     # rival of row 1 is 0.9 -> (0.9 + 0.5)^2 = 1.96; mean 1.585
     assert inter_class_term(COS, LABELS).item() == pytest.approx(1.585, abs=1e-6)
+
+
+# (L_I, L_O) of COS by hand for each reading of the AB terms; C = 3, so the simplex cosine is -1/2
+#   linear:     L_I = mean(1 - 0.8, 1 + 0.5) = 0.85;  L_O = mean(0.6 + 0.5, 0.9 + 0.5) = 1.25
+#   all_rivals: L_I = 1.145 (squared);  L_O = mean((1.1^2 + 0.4^2) / 2, (0.7^2 + 1.4^2) / 2)
+#                                             = mean(0.685, 1.225) = 0.955
+AB_BY_HAND = {"squared": (1.145, 1.585), "linear": (0.85, 1.25), "all_rivals": (1.145, 0.955)}
+
+
+@pytest.mark.parametrize("form", AB_FORMS)
+def test_each_reading_of_the_ab_terms_hand_value(form):
+    intra, inter = ab_terms(COS, LABELS, form)
+    assert (intra.item(), inter.item()) == pytest.approx(AB_BY_HAND[form], abs=1e-6)
+
+
+@pytest.mark.parametrize("form", AB_FORMS)
+def test_every_reading_is_zero_at_the_regular_simplex_and_positive_away(form):
+    simplex = -1.0 / 9
+    optimum = torch.full((4, 10), simplex)
+    labels = torch.tensor([0, 3, 5, 9])
+    optimum[torch.arange(4), labels] = 1.0
+    assert [t.item() for t in ab_terms(optimum, labels, form)] == [0.0, 0.0]
+    away = optimum.clone()
+    away[0, 0], away[1, 5] = 0.4, 0.2
+    assert all(t.item() > 0 for t in ab_terms(away, labels, form))
+
+
+def test_an_unknown_ab_form_is_refused():
+    with pytest.raises(ValueError, match="unknown AB form 'cubed'"):
+        ABCLoss(10, 10, ab_form="cubed")
+
+
+@pytest.mark.parametrize("form", AB_FORMS)
+def test_abcl_loss_in_each_ab_form_matches_the_loop(form):
+    torch.manual_seed(5)
+    loss = ABCLoss(7, 12, basis="cosface", s=5.0, m=0.2, k1=512.0, k2=64.0, ab_form=form)
+    embeddings, labels = torch.randn(9, 12), torch.randint(0, 7, (9,))
+    assert loss(embeddings, labels).item() == pytest.approx(loop_abcl(loss, embeddings, labels), rel=1e-5)
 
 
 def test_ab_terms_zero_at_optimum_positive_away():

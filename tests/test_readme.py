@@ -65,7 +65,8 @@ def quoted_commands(program: str) -> list[tuple[str, str]]:
 
 
 def test_readme_is_a_short_front_door():
-    assert len((ROOT / "README.md").read_bytes()) <= 12_000
+    # 14,000: the generated block holds three runs' verdicts with their counts for, against and open
+    assert len((ROOT / "README.md").read_bytes()) <= 14_000
 
 
 @pytest.mark.parametrize("doc", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -36,6 +36,27 @@ def test_abcl_loss_trains(mnist5k, tmp_path):
     assert record["final_train_accuracy"] > 0.8
 
 
+def test_each_reading_of_the_method_reaches_the_trained_model(mnist5k, tmp_path):
+    """ab_form reaches the head, ht_latent_bias the latent layer, precision the layers' dtype in
+    training (bf16 autocast on a CPU too, the GPU's path), and the model still learns."""
+    from abcl.train import StepLoss
+    small = Dataset(mnist5k.name, mnist5k.train_x[:1024], mnist5k.train_y[:1024], mnist5k.test_x, mnist5k.test_y)
+    cfg = TrainConfig(loss="ht_sce", s=5.0, m=0.2, k1=512, k2=64, epochs=2, ab_form="linear", ht_latent_bias=True,
+                      precision="bf16")
+    record = train_model(cfg, small, tmp_path, device="cpu", progress=False)
+    assert record["final_train_accuracy"] > 0.3  # 16 steps: well above chance (0.1)
+    model, loaded = load_model(tmp_path / "model.pt")
+    assert loaded == cfg and model.head.ab_form == "linear" and model.latent_layer.bias is not None
+    assert build_model(TrainConfig(loss="ht_sce", s=5.0, k1=512, k2=64)).latent_layer.bias is None  # ours: bias-free
+    seen = set()
+    hook = model.backbone[0].register_forward_hook(lambda _m, _i, out: seen.add(out.dtype))
+    x, y = as_float_images(small.train_x[:8]), small.train_y[:8]
+    StepLoss(model.train(), precision="bf16")(x, y)
+    StepLoss(model, precision="auto")(x, y)  # auto on a CPU: float32
+    hook.remove()
+    assert seen == {torch.bfloat16, torch.float32}
+
+
 def test_nan_loss_stops_with_epoch_and_config_and_leaves_no_result(mnist5k, tmp_path, monkeypatch):
     from abcl.losses import ABCLoss
 
