@@ -33,7 +33,7 @@ def results_of(out: Path, script: str) -> dict:
 
 
 def test_every_script_is_checked_here():
-    assert SCRIPTS == ["bench.py", "calibration.py", "compare_fingerprints.py", "fetch_wheels.sh", "gpu_check.sh",
+    assert SCRIPTS == ["attack_precision.py", "bench.py", "calibration.py", "compare_fingerprints.py", "fetch_wheels.sh", "gpu_check.sh",
                        "gpu_profile.py", "gpu_smoke.py", "kernel_modes.py", "lr_scaling.py", "pipeline_times.py",
                        "seed_sets.py"]  # calibration.py: test_calibration; seed_sets.py: test_report
 
@@ -116,6 +116,27 @@ def test_profile_workers_share_the_device_and_report_a_rate():
     from benchmarks.gpu_profile import concurrent_steps_per_s
     rate, last_ready = concurrent_steps_per_s("small", 2, steps=3, device="cpu", start_delay=3)
     assert rate > 0 and isinstance(last_ready, float)  # how late a worker was is reported, not judged
+
+
+@pytest.mark.slow
+def test_attack_precision_compares_the_same_network_in_float32_and_bf16(mnist5k, tmp_path):
+    from abcl.config import TrainConfig
+    from abcl.data import Dataset, save_dataset
+    from abcl.train import train_model
+    data = Dataset(mnist5k.name, mnist5k.train_x[:512], mnist5k.train_y[:512], mnist5k.test_x, mnist5k.test_y)
+    save_dataset(data, tmp_path / "data.pt")
+    train_model(TrainConfig(loss="sce", epochs=1), data, tmp_path / "sce", device="cpu", progress=False)
+    out = tmp_path / "measured" / "precision"
+    out.parent.mkdir()
+    run_each(["benchmarks/attack_precision.py", str(tmp_path / "sce" / "model.pt"), "--data",
+              str(tmp_path / "data.pt"), "--config", ".test/config/config.yaml", "--out", str(out)])
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert [row["evaluation"] for row in rows] == ["clean_none_0", "fgsm_linf_0.2", "bim_linf_0.2", "fgsm_l2_2",
+                                                   "bim_l2_2"]
+    for row in rows:  # the same 100 images both ways; the difference is what the two accuracies say
+        assert row["images"] == 100
+        assert row["bf16 − float32, points"] == pytest.approx(row["bf16 %"] - row["float32 %"])
+    assert "| bf16 − float32, points |" in " ".join(out.with_suffix(".md").read_text().split())
 
 
 def test_pipeline_times_sums_the_rules_benchmark_files(tmp_path):
