@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from abcl import ABCLError
-from abcl.config import ABCL, COSFACE, HT_SCE, SCE, evaluation_key
+from abcl.config import evaluation_key
+from abcl.plan import ABCL, COSFACE, HT_SCE, SCE
 from abcl.records import read_csv
 from abcl.statistics import (ALPHA, NOT_WORSE, SUPERIOR, Comparison, Verdict, compare_seeds, label_parts, mcnemar,
                              summarize, verdict)

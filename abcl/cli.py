@@ -58,7 +58,7 @@ def _fill_settings(args: argparse.Namespace) -> dict | None:
 
 def _planned_run(args: argparse.Namespace, config: dict | None):
     """The run ``--run NAME [--seed N]`` of the ``--config`` file's plan."""
-    from abcl.config import experiment_plan
+    from abcl.plan import experiment_plan
     if config is None or not args.run:
         return None
     return experiment_plan(config).find(args.run, args.seed)
@@ -86,7 +86,7 @@ def _target(run, config: dict) -> str:
 
 
 def cmd_validate_config(args: argparse.Namespace, config: dict | None) -> None:
-    from abcl.config import experiment_plan, results_dir
+    from abcl.plan import experiment_plan, results_dir
     runs = experiment_plan(config).runs
     by_target = [_target(run, config) for run in runs]
     split = f"{by_target.count('all')} trained by `snakemake`, the default target"
@@ -98,7 +98,7 @@ def cmd_validate_config(args: argparse.Namespace, config: dict | None) -> None:
 def cmd_plan(args: argparse.Namespace, config: dict | None) -> None:
     import pandas as pd
 
-    from abcl.config import experiment_plan
+    from abcl.plan import experiment_plan
     runs = experiment_plan(config).runs
     print(pd.DataFrame([{"name": r.name, "seed": r.seed, "target": _target(r, config), "outputs": ",".join(r.outputs),
                          "attacks": len(r.attacks), "path": r.path} for r in runs]).to_string(index=False))

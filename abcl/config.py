@@ -1,10 +1,10 @@
-"""Configuration: the workflow config, validated against one JSON schema, turned once into the
-experiment plan that the workflow, the command line and the reports all read.
+"""Configuration: the workflow config, validated against one JSON schema, and the settings types
+that the experiment plan (:mod:`abcl.plan`), the workflow, the command line and the reports read.
 
 The schema (``abcl/schemas/config.schema.yaml``) is the one place for defaults and ranges: a
 config file, a :class:`TrainConfig` and an attack mapping are each checked against (a part of)
-it, and cross-field rules are written there too. :func:`experiment_plan` turns a validated config
-into :class:`Run` records: display name, training config, attacks, and the outputs each feeds.
+it, and cross-field rules are written there too. :func:`comparison_protocol` hashes what fixes a
+claim's numbers beside the trained models.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -205,6 +205,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     _fill_defaults(filled, schema())
     _check_sizes(filled)
     _check_source(filled)
+    from abcl.plan import experiment_plan  # the plan reads this module's types: imported here, not at the top
     experiment_plan(filled)  # rules between sections: names that clash, a Fig. 3 attack without settings
     return filled
 
@@ -520,136 +521,6 @@ def attack_specs(attacks: dict[str, Any]) -> list[AttackSpec]:
     return specs
 
 
-# ---------------------------------------------------------------- the experiment plan
-# The models the paper's claims compare, by the names every figure, table and report shows.
-SCE, COSFACE, HT_SCE, ABCL = "SCE", "CosFace", "HT-SCE", "ABCL"
-OUTPUTS = ("fig1", "fig2", "fig3", "table", "adversarial")
-RUN_PATH = "loss~{loss}/s~{s}/m~{m}/k1~{k1}/k2~{k2}/seed~{seed}"
-ADVERSARIAL_PATH = "at~{adversarial}/"  # prefix of an adversarially trained model's RUN_PATH
-ADVERSARIAL_NAMES = {Adversarial.PGD: "PGD-AT", Adversarial.TRADES: "TRADES"}
-_NUMBER = r"[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?"
-# what a Run.path can be (the workflow's {run} wildcard)
-RUN_PATH_REGEX = (f"(at~({'|'.join(a.value for a in ADVERSARIAL_NAMES)})/)?"
-                  + RUN_PATH.format(loss=f"({'|'.join(loss.value for loss in Loss)})", s=_NUMBER, m=_NUMBER,
-                                    k1=_NUMBER, k2=_NUMBER, seed="[0-9]+"))
-
-
-def results_dir(config: dict[str, Any]) -> str:
-    """Where a validated config's results go: results/<dataset>[-<tag>]."""
-    tag = config.get("tag")
-    return f"results/{config['dataset']}" + (f"-{tag}" if tag else "")
-
-
-def refuse_other_training(plan: "Plan", results: str | Path) -> None:
-    """Refuse a plan whose models would overwrite models of other training settings in
-    ``results`` (a config that trains differently needs a results folder of its own: a tag).
-    Settings outside the model's hash (device, threads, kernels) are not a difference."""
-    for run in plan.runs:
-        record = Path(results) / "models" / run.path / "train.json"
-        if not record.exists():
-            continue
-        try:
-            before = json.loads(record.read_text())
-        except (OSError, ValueError):
-            continue  # unreadable: the train job will redo it
-        if before.get("config_hash") == run.train.hash:
-            continue
-        now = run.train.to_dict()
-        changed = ", ".join(f"{key} {before.get('config', {}).get(key)!r} -> {now[key]!r}" for key in sorted(now)
-                            if before.get("config", {}).get(key) != now[key]) or "settings"
-        raise ConfigError(f"{results} holds {run.name} seed {run.seed} trained with other settings ({changed}); "
-                          f"give this config a results folder of its own: tag: NAME in its file or --config tag=NAME")
-
-
-@dataclass(frozen=True)
-class Run:
-    """One model of the plan: its display name, what trains it, the attacks it gets (a mapping
-    in the config's ``attacks`` format), the attacks of its Fig. 3 adversarial sets, and the
-    outputs it feeds."""
-
-    name: str
-    train: TrainConfig
-    attacks: dict[str, Any] = field(compare=False)
-    embed_attacks: dict[str, Any] = field(compare=False)
-    outputs: tuple[str, ...]
-
-    @property
-    def seed(self) -> int:
-        return self.train.seed
-
-    @property
-    def wildcards(self) -> dict[str, str]:
-        t = self.train
-        return {"loss": str(t.loss), "s": f"{t.s:g}", "m": f"{t.m:g}", "k1": f"{t.k1:g}", "k2": f"{t.k2:g}",
-                "seed": str(t.seed)}
-
-    @property
-    def path(self) -> str:
-        prefix = "" if self.train.adversarial is Adversarial.NONE else ADVERSARIAL_PATH.format(
-            adversarial=self.train.adversarial)
-        return prefix + RUN_PATH.format(**self.wildcards)
-
-    def attacks_json(self) -> str:
-        return json.dumps(self.attacks, sort_keys=True)
-
-    def embed_attacks_json(self) -> str:
-        return json.dumps(self.embed_attacks, sort_keys=True)
-
-
-@dataclass(frozen=True)
-class Plan:
-    runs: tuple[Run, ...]
-    by_output: dict[str, tuple[Run, ...]] = field(compare=False)
-
-    def for_output(self, output: str) -> tuple[Run, ...]:
-        """The runs ``output`` needs, in the order it shows them."""
-        if output not in OUTPUTS:
-            raise ConfigError(f"unknown output '{output}'; choose one of {', '.join(OUTPUTS)}")
-        return self.by_output[output]
-
-    def at(self, path: str) -> Run:
-        for run in self.runs:
-            if run.path == path:
-                return run
-        raise ConfigError(f"no model of the experiment plan lives at {path}")
-
-    def find(self, name: str, seed: int | None = None) -> Run:
-        matches = [run for run in self.runs if run.name == name and seed in (None, run.seed)]
-        if not matches:
-            names = ", ".join(dict.fromkeys(run.name for run in self.runs))
-            raise ConfigError(f"no run named '{name}'" + ("" if seed is None else f" with seed {seed}")
-                              + f" in the plan; runs: {names}")
-        return matches[0]
-
-
-def _train_config(config: dict[str, Any], loss: Loss, seed: int, s: float | None = None,
-                  k1: float = 0.0, k2: float = 0.0, adversarial: Adversarial = Adversarial.NONE) -> TrainConfig:
-    params = dict(config["losses"].get(loss, {}))
-    train = {k: v for k, v in config["train"].items() if k not in EXECUTION_KEYS}
-    # a reading that does not touch a model stays out of its settings (and hash): the AB terms'
-    # form where k1 = k2 = 0, HT-SCE's latent bias for the other losses
-    if not (k1 or k2):
-        train.pop("ab_form", None)
-    if loss is not Loss.HT_SCE:
-        train.pop("ht_latent_bias", None)
-    if adversarial is not Adversarial.NONE:
-        at = config["adversarial"]
-        train |= {"adversarial": adversarial, "adv_eps": at["eps"], "adv_steps": at["steps"],
-                  "adv_step_size": at["step_size"], "trades_beta": at["trades_beta"],
-                  "adv_eps_warmup_epochs": at["eps_warmup_epochs"]}
-    return TrainConfig(loss=loss, s=params.get("s", 0.0) if s is None else s, m=params.get("m", 0.0),
-                       k1=k1, k2=k2, seed=seed, dataset=config["dataset"], **train)
-
-
-def _embed_attacks(config: dict[str, Any]) -> dict[str, Any]:
-    """Fig. 3's adversarial sets: BIM L-inf with the evaluation's BIM settings, and FGSM L2."""
-    if "bim_linf" not in config["attacks"]:
-        raise ConfigError("config error at 'attacks': Fig. 3 shows a BIM L∞ adversarial set and takes its steps "
-                          "from attacks.bim_linf, which is missing")
-    return {"bim_linf": {**config["attacks"]["bim_linf"], "eps": [config["embed"]["bim_linf_eps"]]},
-            "fgsm_l2": {"eps": [config["embed"]["fgsm_l2_eps"]]}}
-
-
 def _as_floats(value: Any) -> Any:
     """Numbers as floats, so that 1 and 1.0 (the same setting written two ways) hash alike."""
     if isinstance(value, dict):
@@ -676,80 +547,3 @@ def comparison_protocol(config: dict[str, Any]) -> str:
         protocol["autoattack"] = {key: config["adaptive_attacks"].get(key) for key in ("autoattack_linf", "autoattack_l2")}
         protocol["adaptive_n_test"] = config["eval"]["adaptive_n_test"]
     return config_hash(_as_floats(protocol))
-
-
-def middle_budgets(attacks: dict[str, Any]) -> dict[str, Any]:
-    """Each attack at its middle budget only (the upper middle of an even count), the budget
-    Figs. 1 and 2 show (:func:`abcl.tables.ordered_evaluations` with ``middle_only``)."""
-    return {kind: {**options, "eps": [sorted(options["eps"])[len(options["eps"]) // 2]]}
-            for kind, options in attacks.items()}
-
-
-def experiment_plan(config: dict[str, Any]) -> Plan:
-    """Every model of a validated config, once, in a fixed order: Fig. 1's grid, Fig. 2's scales,
-    then the compared models (SCE, CosFace, HT-SCE, ABCL). A model two outputs share is one run;
-    a compared model keeps its name (HT-SCE+AB 512/64 of Fig. 1 is the table's ABCL)."""
-    seeds, grids, ab = config["seeds"], config["grids"], config["abcl"]
-    declared: list[tuple[str, str, TrainConfig]] = []  # (output, name, training)
-    # Fig. 1's inner grid points are drawn, never compared: they may run fewer seeds
-    compared_points = {(0, 0), (ab["k1"], ab["k2"])}
-    figure_seeds = seeds[:config["eval"].get("figure_seeds") or len(seeds)]
-    for k1 in grids["fig1_k1"]:
-        for k2 in grids["fig1_k2"]:
-            declared += [("fig1", f"HT-SCE+AB {k1:g}/{k2:g}", _train_config(config, Loss.HT_SCE, seed, k1=k1, k2=k2))
-                         for seed in (seeds if (k1, k2) in compared_points else figure_seeds)]
-    for s in grids["fig2_s"]:
-        declared += [("fig2", f"Cos-SCE s={s:g}", _train_config(config, Loss.COS_SCE, seed, s=s)) for seed in seeds]
-    compared = {SCE: (Loss.SCE, 0, 0), COSFACE: (Loss.COSFACE, 0, 0), HT_SCE: (Loss.HT_SCE, 0, 0),
-                ABCL: (Loss.HT_SCE, ab["k1"], ab["k2"])}
-    for name, (loss, k1, k2) in compared.items():
-        for seed in seeds:
-            training = _train_config(config, loss, seed, k1=k1, k2=k2)
-            declared.append(("table", name, training))
-            # Fig. 3 shows the first seed's SCE, CosFace and ABCL; claim 3 compares every seed's, if embedded
-            if name != HT_SCE and (seed == seeds[0] or config["embed"].get("every_seed")):
-                declared.append(("fig3", name, training))
-    adversarial = config.get("adversarial", {})
-    adversarial_seeds = seeds[:adversarial.get("seeds") or len(seeds)]
-    for method in map(Adversarial, adversarial.get("methods", [])):
-        for name in adversarial["models"]:
-            loss, k1, k2 = compared[name]
-            declared += [("adversarial", f"{name} {ADVERSARIAL_NAMES[method]}",
-                          _train_config(config, loss, seed, k1=k1, k2=k2, adversarial=method))
-                         for seed in adversarial_seeds]
-
-    names: dict[str, str] = {}
-    for output, name, training in declared:
-        key = training.hash
-        if output in ("table", "fig3") and names.get(key, name) != name and names[key] in compared:
-            raise ConfigError(f"config error at 'abcl': ABCL (k1={ab['k1']:g}, k2={ab['k2']:g}) is the same model "
-                              f"as {names[key]}; give it a non-zero AB term")
-        if output in ("table", "fig3") or key not in names:
-            names[key] = name
-    fed = {(output, training.hash) for output, _, training in declared}
-    outputs = {key: tuple(o for o in OUTPUTS if (o, key) in fed) for key in names}
-    embed = _embed_attacks(config)
-    adaptive = {**config["attacks"], **config.get("adaptive_attacks", {})}
-    # adversarially trained models: the paper's attacks and AutoAttack, the robustness standard
-    autoattack = {**config["attacks"], **{k: v for k, v in config.get("adaptive_attacks", {}).items()
-                                          if k.startswith("autoattack")}}
-    if "autoattack_linf" in autoattack and adversarial.get("methods"):  # also at the training budget
-        eps = sorted({*autoattack["autoattack_linf"]["eps"], adversarial["eps"]})
-        autoattack["autoattack_linf"] = {**autoattack["autoattack_linf"], "eps": eps}
-
-    # every budget and the adaptive attacks for the table models of the first eval.full_seeds seeds
-    # (all seeds without it); the others get the middle budgets, all that the figures and claims read
-    full_seeds = set(seeds[:config["eval"].get("full_seeds") or len(seeds)])
-
-    def attacks(training: TrainConfig) -> dict[str, Any]:
-        key = training.hash
-        if "adversarial" in outputs[key]:
-            return autoattack
-        if "table" in outputs[key] and training.seed in full_seeds:
-            return adaptive
-        return middle_budgets(config["attacks"])
-
-    runs = {t.hash: Run(names[t.hash], t, attacks(t), embed if "fig3" in outputs[t.hash] else {},
-                        outputs[t.hash]) for _, _, t in declared}
-    by_output = {o: tuple(dict.fromkeys(runs[t.hash] for out, _, t in declared if out == o)) for o in OUTPUTS}
-    return Plan(tuple(runs.values()), by_output)

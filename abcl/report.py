@@ -9,16 +9,15 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from abcl import ABCLError, claims
-from abcl.claims import PAPER_NAMES, Claim, Correct, _interval, _pct, accuracy_stats
-from abcl.config import ABCL, COSFACE, SCE
-from abcl.statistics import (ALPHA, MAX_SEEDS, SUPERIOR, Comparison, Verdict, compare_seeds, label_parts, power_of,
-                             rule, ruled_out, seeds_to_decide, summarize, verdict)
+from abcl.claims import PAPER_NAMES, Claim, Correct, _pct, accuracy_stats
+from abcl.plan import ABCL, COSFACE, SCE
+from abcl.statistics import (ALPHA, MAX_SEEDS, SUPERIOR, Comparison, Verdict, label_parts, power_of, rule,
+                             ruled_out, seeds_to_decide, summarize, verdict)
 from abcl.tables import (STANDARD_AUTOATTACK, autoattack_budget, markdown, ordered_evaluations,
-                         robustness_tables, split_method, tables_markdown, with_evaluation)
+                         robustness_tables, tables_markdown, with_evaluation)
 
 PRECISION_POINTS = 3.0  # the 95% CI half-width, in points, the power analysis aims at (claims.precision_points)
 

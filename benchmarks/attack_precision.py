@@ -31,7 +31,9 @@ kernels.select("portable")  # before torch computes anything, as every workflow 
 
 import torch  # noqa: E402
 
-from abcl.config import attack_specs, load_config, middle_budgets  # noqa: E402
+from abcl.config import attack_specs, load_config  # noqa: E402
+
+from abcl.plan import middle_budgets
 from abcl.data import load_prepared  # noqa: E402
 from abcl.evaluate import evaluate  # noqa: E402
 from abcl.tables import markdown  # noqa: E402

@@ -32,7 +32,8 @@ import pandas as pd
 import torch
 from common import write_results  # benchmarks/common.py, beside this script
 
-from abcl.config import ABCL, COSFACE, HT_SCE, SCE, attack_specs, experiment_plan, load_config, middle_budgets
+from abcl.config import attack_specs, load_config
+from abcl.plan import ABCL, COSFACE, HT_SCE, SCE, experiment_plan, middle_budgets
 from abcl.data import load_dataset, load_prepared, save_dataset
 from abcl.evaluate import evaluate
 from abcl.claims import ab_repairs, adversarial, robustness, scale, separation

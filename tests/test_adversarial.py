@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from abcl.adversarial import budget, pgd_linf_examples, trades_linf_examples, training_objective
-from abcl.config import Adversarial, TrainConfig, experiment_plan, load_config
+from abcl.config import Adversarial, TrainConfig, load_config
+from abcl.plan import experiment_plan
 from abcl.data import Dataset, as_float_images
 from abcl.evaluate import predict
 from abcl.models import build_model

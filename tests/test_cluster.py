@@ -174,7 +174,8 @@ def test_every_request_is_at_least_twice_the_time_it_is_sized_from(configfile):
     longest measured job of its results folder, or twice its stated estimate (with its basis):
     SLURM kills a job at its runtime."""
     from abcl.cluster import ADVERSARIAL_EVALUATE, ADVERSARIAL_TRAIN, seconds_behind
-    from abcl.config import experiment_plan, load_config, results_dir
+    from abcl.config import load_config
+    from abcl.plan import experiment_plan, results_dir
     table = load_table(ROOT / "workflow" / "resources.yaml")
     config = load_config(ROOT / configfile)
     folder = Path(results_dir(config)).name

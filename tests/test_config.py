@@ -191,7 +191,7 @@ def test_kurakin_schedule_records_the_steps_it_runs():
 
 
 def test_plan_gives_fewer_seeds_only_to_models_no_claim_reads():
-    from abcl.config import experiment_plan
+    from abcl.plan import experiment_plan
     config = validate_config(with_change("seeds", list(range(6))))
     config["eval"]["figure_seeds"], config["adversarial"]["seeds"] = 2, 1
     plan = experiment_plan(config)
@@ -209,7 +209,7 @@ def test_plan_gives_fewer_seeds_only_to_models_no_claim_reads():
 
 
 def test_plan_names_each_model_once_and_gives_adaptive_attacks_to_the_table_only():
-    from abcl.config import experiment_plan
+    from abcl.plan import experiment_plan
     one_seed = with_change("seeds", [0])
     plan = experiment_plan(validate_config(one_seed))
     assert len({run.path for run in plan.runs}) == len(plan.runs) == 10 + 6  # + the adversarial grid
@@ -225,7 +225,7 @@ def test_plan_names_each_model_once_and_gives_adaptive_attacks_to_the_table_only
 
 
 def test_seeds_multiply_the_plan_and_extra_seeds_get_the_middle_budgets_only():
-    from abcl.config import experiment_plan
+    from abcl.plan import experiment_plan
     three = with_change("seeds", [0, 1, 2])
     three["embed"]["every_seed"] = False
     plan = experiment_plan(validate_config(three))  # eval.full_seeds 1
@@ -253,7 +253,8 @@ def test_seeds_multiply_the_plan_and_extra_seeds_get_the_middle_budgets_only():
 # ---------------------------------------------------------------- overrides and overlays
 def test_command_line_strings_take_the_schemas_types():
     """What snakemake --config hands over (its parser keeps nested values as strings)."""
-    from abcl.config import resolve_config, results_dir
+    from abcl.config import resolve_config
+    from abcl.plan import results_dir
     config = resolve_config(["config/config.yaml"], {
         "seeds": ["0", "1"], "train": {"epochs": "2", "kernels": "fast"}, "tag": "null", "download": "null",
         "embed.every_seed": "true", "eval.n_test": "100", "claims": {"alpha": "0.1"}})
@@ -295,7 +296,9 @@ def test_files_merge_as_snakemake_merges_them(tmp_path):
 def test_a_results_folder_holding_other_models_is_refused(tmp_path):
     import json
 
-    from abcl.config import experiment_plan, refuse_other_training, resolve_config
+    from abcl.config import resolve_config
+
+    from abcl.plan import experiment_plan, refuse_other_training
     plan = experiment_plan(resolve_config(["config/config.yaml"]))
     run = plan.runs[0]
     record = tmp_path / "models" / run.path / "train.json"
@@ -370,14 +373,14 @@ def test_readings_of_the_method_at_their_defaults_leave_every_models_hash_as_it_
     """ab_form, ht_latent_bias and precision came after models had been trained: at their defaults
     they stay out of a model's settings, so its hash, results folder and job params are unchanged
     (f3318a641f4d: the default config's ABCL, seed 100, before these keys existed)."""
-    from abcl.config import experiment_plan
+    from abcl.plan import experiment_plan
     abcl = experiment_plan(load_config("config/config.yaml")).find("ABCL")
     assert abcl.train.hash == "f3318a641f4d"
     assert not {"ab_form", "ht_latent_bias", "precision"} & set(abcl.train.to_dict())
 
 
 def test_each_reading_of_the_method_names_the_models_it_changes_and_no_others():
-    from abcl.config import experiment_plan
+    from abcl.plan import experiment_plan
     config = load_config("config/config.yaml")
     config["train"] |= {"ab_form": "all_rivals", "ht_latent_bias": True, "precision": "bf16"}
     plan = experiment_plan(config)

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import snakemake_forks
 
-from abcl.config import comparison_protocol, experiment_plan, load_config
+from abcl.config import comparison_protocol, load_config
+
+from abcl.plan import experiment_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 

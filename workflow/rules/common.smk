@@ -13,11 +13,13 @@ from abcl.cluster import (
     show_group_submission_errors,
 )
 from abcl.config import (
-    RUN_PATH_REGEX,
     ConfigError,
     check_file_order,
     comparison_protocol,
     complete_config,
+)
+from abcl.plan import (
+    RUN_PATH_REGEX,
     experiment_plan,
     refuse_other_training,
     results_dir,
