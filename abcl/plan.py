@@ -14,6 +14,8 @@ from abcl.config import EXECUTION_KEYS, Adversarial, ConfigError, Loss, TrainCon
 
 # The models the paper's claims compare, by the names every figure, table and report shows.
 SCE, COSFACE, HT_SCE, ABCL = "SCE", "CosFace", "HT-SCE", "ABCL"
+# Fig. 1's chosen (k1, k2) cell when ABCL is not HT-SCE + AB (abcl.basis: cosface): claim 2 compares it
+HT_SCE_AB = "HT-SCE+AB"
 OUTPUTS = ("fig1", "fig2", "fig3", "table", "adversarial")
 RUN_PATH = "loss~{loss}/s~{s}/m~{m}/k1~{k1}/k2~{k2}/seed~{seed}"
 ADVERSARIAL_PATH = "at~{adversarial}/"  # prefix of an adversarially trained model's RUN_PATH
@@ -151,20 +153,25 @@ def middle_budgets(attacks: dict[str, Any]) -> dict[str, Any]:
 def experiment_plan(config: dict[str, Any]) -> Plan:
     """Every model of a validated config, once, in a fixed order: Fig. 1's grid, Fig. 2's scales,
     then the compared models (SCE, CosFace, HT-SCE, ABCL). A model two outputs share is one run;
-    a compared model keeps its name (HT-SCE+AB 512/64 of Fig. 1 is the table's ABCL)."""
+    a compared model keeps its name (HT-SCE+AB 512/64 of Fig. 1 is the table's ABCL). With
+    ``abcl.basis: cosface`` ABCL is CosFace + AB, a model of its own, and Fig. 1's chosen cell is
+    named HT-SCE+AB."""
     seeds, grids, ab = config["seeds"], config["grids"], config["abcl"]
+    basis = Loss(ab.get("basis", "ht_sce"))
     declared: list[tuple[str, str, TrainConfig]] = []  # (output, name, training)
     # Fig. 1's inner grid points are drawn, never compared: they may run fewer seeds
     compared_points = {(0, 0), (ab["k1"], ab["k2"])}
     figure_seeds = seeds[:config["eval"].get("figure_seeds") or len(seeds)]
     for k1 in grids["fig1_k1"]:
         for k2 in grids["fig1_k2"]:
-            declared += [("fig1", f"HT-SCE+AB {k1:g}/{k2:g}", _train_config(config, Loss.HT_SCE, seed, k1=k1, k2=k2))
+            chosen = (k1, k2) == (ab["k1"], ab["k2"]) and basis is not Loss.HT_SCE
+            name = HT_SCE_AB if chosen else f"HT-SCE+AB {k1:g}/{k2:g}"
+            declared += [("fig1", name, _train_config(config, Loss.HT_SCE, seed, k1=k1, k2=k2))
                          for seed in (seeds if (k1, k2) in compared_points else figure_seeds)]
     for s in grids["fig2_s"]:
         declared += [("fig2", f"Cos-SCE s={s:g}", _train_config(config, Loss.COS_SCE, seed, s=s)) for seed in seeds]
     compared = {SCE: (Loss.SCE, 0, 0), COSFACE: (Loss.COSFACE, 0, 0), HT_SCE: (Loss.HT_SCE, 0, 0),
-                ABCL: (Loss.HT_SCE, ab["k1"], ab["k2"])}
+                ABCL: (basis, ab["k1"], ab["k2"])}
     for name, (loss, k1, k2) in compared.items():
         for seed in seeds:
             training = _train_config(config, loss, seed, k1=k1, k2=k2)

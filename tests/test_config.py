@@ -403,3 +403,20 @@ def test_an_unknown_reading_is_refused_with_its_key(key, value, message):
     config["train"][key] = value
     with pytest.raises(ConfigError, match=message):
         validate_config(config)
+
+
+def test_abcl_on_the_cosface_basis_is_a_model_of_its_own_and_fig1_stays_ht_sce():
+    """abcl.basis: cosface reads App. B's "CosFace-based L_B definition" as ABCL's basis: the table's
+    and Fig. 3's ABCL is CosFace + AB (CosFace's s and m); Fig. 1's chosen cell stays HT-SCE + AB."""
+    from abcl.plan import HT_SCE_AB, experiment_plan
+    config = load_config("config/config.yaml")
+    default = experiment_plan(config)
+    config["abcl"]["basis"] = "cosface"
+    plan = experiment_plan(config)
+    abcl = plan.find("ABCL")
+    assert (abcl.train.loss, abcl.train.s, abcl.train.m, abcl.train.k1, abcl.train.k2) == ("cosface", 5, 0.35, 512, 64)
+    assert abcl.outputs == ("fig3", "table") and abcl.path.startswith("loss~cosface/s~5/m~0.35/k1~512/k2~64/")
+    cell = plan.find(HT_SCE_AB)
+    assert cell.outputs == ("fig1",) and cell.train.hash == default.find("ABCL").train.hash
+    assert len(plan.runs) == len(default.runs) + len(config["seeds"])  # ABCL trains on top of Fig. 1's cell
+    assert experiment_plan(load_config("config/config.yaml")).find("ABCL").train.loss == "ht_sce"  # ours, the default

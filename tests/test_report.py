@@ -306,6 +306,11 @@ def test_claim_2_compares_abcl_with_plain_ht_sce_found_by_their_plan_names():
     fig1.loc[(fig1.k1 == 512) & (fig1.k2 == 64), "model"] = "HT-SCE+AB 512/64"
     assert "(256, 32) repair it" in ab_repairs(fig1, correct).statement  # a config's own ABCL setting
     assert ab_repairs(fig1[fig1.model != "ABCL"], correct).outcome == "NOT SHOWN"
+    # ABCL on the CosFace basis (abcl.basis: cosface): Fig. 1's chosen cell is HT-SCE+AB, claim 2 compares it
+    fig1.loc[fig1.model == "ABCL", "model"] = "HT-SCE+AB"
+    claim = ab_repairs(fig1, correct)
+    assert claim.outcome == "SUPPORTED" and "(256, 32) repair it" in claim.statement
+    assert [c.label for c in claim.comparisons] == ["HT-SCE+AB vs HT-SCE, clean"]
 
 
 # per-seed (a, b) accuracies of comparisons that read as the verdict says, over three seeds
