@@ -20,7 +20,7 @@ from abcl.plan import ABCL, COSFACE, HT_SCE, HT_SCE_AB, SCE
 from abcl.records import read_csv
 from abcl.statistics import (ALPHA, NOT_WORSE, SUPERIOR, Comparison, Verdict, compare_seeds, label_parts, mcnemar,
                              summarize, verdict)
-from abcl.tables import PAPER_ATTACKS, load_correct, ordered_evaluations, split_method, with_evaluation
+from abcl.tables import PAPER_ATTACKS, load_correct, ordered_evaluations, percent, split_method, with_evaluation
 
 PAPER_NAMES = ("fgsm", "bim")
 MARGIN_POINTS = 2.0  # the equivalence margin of a "not worse" comparison, in accuracy points
@@ -99,7 +99,7 @@ def compare_accuracy(label: str, a: pd.DataFrame, b: pd.DataFrame, correct: Corr
 
 
 def _pct(value: float) -> str:
-    return f"{100 * value:.1f}"
+    return percent(value)
 
 
 def _interval(row) -> str:

@@ -4,6 +4,8 @@ nothing here draws."""
 
 from __future__ import annotations
 
+import math
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Iterable
 
@@ -127,16 +129,25 @@ def ordered_evaluations(frame: pd.DataFrame, middle_only: bool = False) -> list[
     return labels
 
 
+def percent(fraction: float) -> str:
+    """A fraction as a percentage with one decimal, rounded half up on its decimal value: the same
+    mean shows the same digits wherever it is printed (README, table.md, claims.md), whether it was
+    averaged as a fraction or as a percentage (0.9685 and 96.85 both show 96.9)."""
+    if not math.isfinite(fraction):  # no value (e.g. an interval of one seed): printed as it is
+        return f"{100 * fraction:.1f}"
+    return str(Decimal(repr(round(100 * float(fraction), 9))).quantize(Decimal("0.1"), ROUND_HALF_UP))
+
+
 def robustness_table(frame: pd.DataFrame, masking: pd.DataFrame | None = None) -> pd.DataFrame:
     """Mean ± s.d. over seeds of clean and per-attack accuracy (%), one row per model in the
     order of ``frame``; with a masking report, a last column lists each model's flags."""
     frame = with_evaluation(frame)
-    stats = frame.groupby(["model", "evaluation"], sort=False).accuracy_pct.agg(["mean", "std", "count"])
+    stats = frame.groupby(["model", "evaluation"], sort=False).accuracy.agg(["mean", "std", "count"])
     seeds = stats["count"].groupby("model").max()
 
     def cell(r: pd.Series) -> str:
         fewer = f" ({int(r['count'])} seed{'s' if r['count'] > 1 else ''})" if r["count"] < seeds[r.name[0]] else ""
-        return f"{r['mean']:.1f}" + ("" if r["count"] < 2 else f" ± {r['std']:.1f}") + fewer
+        return percent(r["mean"]) + ("" if r["count"] < 2 else f" ± {100 * r['std']:.1f}") + fewer
     table = stats.apply(cell, axis=1).unstack("evaluation")
     order = list(dict.fromkeys(frame.model))
     table = table.loc[order, ordered_evaluations(frame)].fillna("")

@@ -592,3 +592,17 @@ def test_fig1_says_how_many_seeds_each_cell_averages(tmp_path):
         "mean of 5 seeds at 0/0, 512/64; of 3 seeds at 0/64, 512/0"
     assert seeds_per_cell(pd.Series({(0, 0): 1})) == "mean of 1 seed"
     assert (tmp_path / "fig1.png").exists() and (tmp_path / "fig1.pdf").exists()
+
+
+def test_one_mean_shows_the_same_digits_in_table_md_and_readme():
+    """table.md averages percentages, README's block reads table.csv's mean fraction: both print it
+    through tables.percent, so 0.9685 (96.85, which binary floats hold as 96.8499...) is 96.9 in both."""
+    from abcl.claims import _pct
+    from abcl.report import stats_table
+    from abcl.tables import percent, robustness_table
+    evals = fake_evals({("sce", 0, 0, 0, seed): {("clean", "none", 0.0): acc}
+                        for seed, acc in enumerate((0.968, 0.969))})
+    assert robustness_table(evals).loc[0, "clean"] == "96.9 ± 0.1"
+    mean = stats_table(evals).set_index("evaluation").loc["clean", "mean"]
+    assert _pct(mean) == percent(mean) == "96.9"
+    assert [percent(x) for x in (0.96849999, 0.0005, 1.0, 0.0, float("nan"))] == ["96.8", "0.1", "100.0", "0.0", "nan"]

@@ -200,7 +200,9 @@ def test_tiny_end_to_end_run_builds_everything_then_has_nothing_to_do(workdir):
     claims = (results / "claims.md").read_text()
     assert "**Verdict: NOT SHOWN**" in claims and "McNemar exact on 100 items" in claims  # one seed
     assert "one seed: each comparison is about two trained networks" in claims and "Holm" in claims
-    assert "**Subset.** These models trained on 4,000 images (mnist5k)" in claims
+    assert "**Subset.** These models, the LeNet-size `small` net" in claims and "trained on 4,000 images" in claims
+    assert "**Network:** the LeNet-size `small` net (ours" in claims  # a verdict names the network that made it
+    assert "| comparisons: for, against, open |" in " ".join(claims.split())
     claim5 = claims[claims.index("## Claim 5"):]
     assert "ABCL vs SCE (PGD-AT), AutoAttack L∞ ε=0.2 (3 it., 30 q.)" in claim5
     adversarial = (results / "adversarial.md").read_text()
