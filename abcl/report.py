@@ -613,16 +613,16 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
             row.update({e: _pct(v) + (f" ({k} seed{'s' * (k > 1)})" if k < most else "")
                         for e, v, k in zip(group.evaluation, group["mean"], group.seeds)})
             numbers.append(row)
-    table = pd.DataFrame([{"claim": claim, **by_column} for claim, by_column in {**verdicts, **facts}.items()],
-                         columns=["claim", *columns]).fillna("not run")
+    claims_table = pd.DataFrame([{"claim": claim, **by_column} for claim, by_column in {**verdicts, **facts}.items()],
+                                columns=["claim", *columns]).fillna("not run")
     order = [label for e in SUMMARY_EVALUATIONS for label in dict.fromkeys(shown) if label.split(" (")[0] == e]
     accuracy = pd.DataFrame(numbers, columns=["run", "model", *order]).astype(object).fillna("")
     against = "".join(f"- {CLAIM_LABELS.get(claim, claim)}: " + "; ".join(runs) + ".\n"
                       for claim, runs in sorted(failing.items()))
-    return (markdown(table)
+    return (markdown(claims_table)
             + "\nEach verdict counts its comparisons (`claims.md`): for the claim, against it (Holm-adjusted), open. "
               "One against makes a claim CONTRADICTED, whatever the others read.\n\n"
             + "Where each claim stands, by network, training images and seeds:\n\n"
-            + _where_claims_stand({label: by for label, by in verdicts.items()}, columns)
+            + _where_claims_stand(verdicts, columns)
             + ("\nWhat goes against each claim:\n\n" + against if against else "")
             + "\nAccuracy (%), mean over seeds (`table.csv`):\n\n" + markdown(accuracy))

@@ -53,12 +53,11 @@ def mcnemar_p(a, b) -> float:
 def compare(model_path: str, data, specs, n_test: int, batch_size: int) -> list[dict]:
     """One row per evaluation: accuracy in float32 and in bf16, the difference, and McNemar's p."""
     model, cfg = load_model(model_path)
-    runs = {}
+    runs = {}  # precision -> (its evaluation, seconds)
     for name, dtype in PRECISIONS.items():
         started = time.perf_counter()
-        runs[name] = evaluate(model, cfg, data, specs, n_test=n_test, batch_size=batch_size, device="cpu",
-                              dtype=dtype)
-        runs[name] = (runs[name], time.perf_counter() - started)
+        found = evaluate(model, cfg, data, specs, n_test=n_test, batch_size=batch_size, device="cpu", dtype=dtype)
+        runs[name] = (found, time.perf_counter() - started)
     (f32, f32_s), (bf16, bf16_s) = runs["float32"], runs["bf16"]
     rows = []
     for key in f32.correct:
