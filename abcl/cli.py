@@ -348,7 +348,7 @@ def _finished_runs(folders: list[str]) -> list[str]:
 def cmd_configurations(args: argparse.Namespace, config: dict | None) -> None:
     _finished_runs(args.results)
     from abcl.records import atomic_path
-    from abcl.report import configurations_markdown, replace_generated_block
+    from abcl.runs import configurations_markdown, replace_generated_block
     block = configurations_markdown(args.results)
     if args.readme:
         text = replace_generated_block(Path(args.readme).read_text(), block)
@@ -358,9 +358,15 @@ def cmd_configurations(args: argparse.Namespace, config: dict | None) -> None:
 
 
 def cmd_snapshot(args: argparse.Namespace, config: dict | None) -> None:
-    from abcl.report import snapshot_run
+    from abcl.runs import snapshot_run
     copied = snapshot_run(Path(args.results), Path(args.out))
     print(f"{args.out}: {', '.join(copied)} of {args.results}")
+
+
+def cmd_pool(args: argparse.Namespace, config: dict | None) -> None:
+    from abcl.runs import pool_stages
+    written = pool_stages([Path(p) for p in args.stages], Path(args.out), args.alpha, args.precision_points)
+    print(f"{args.out}: {', '.join(written)} pooled from {len(args.stages)} stages")
 
 
 def cmd_resources(args: argparse.Namespace, config: dict | None) -> None:
@@ -607,6 +613,17 @@ def build_parser() -> argparse.ArgumentParser:
                 "configurations` regenerates README on a machine without the run.")
     p.add_argument("results", help="results/<dataset>[-<tag>] folder of a finished run")
     p.add_argument("--out", required=True, help="the snapshot folder, e.g. docs/runs/mnist5k")
+
+    p = command("pool", cmd_pool, "one run's verdicts from the snapshots of its stages (each some of its seeds)",
+                "Joins the snapshots of a run's stages, each of which ran some of the run's seeds in a folder of its "
+                "own (make alexnet-stage), into one snapshot judged over every seed: claims.md, comparisons.csv, "
+                "table.csv/.md pooled exactly, masking.csv, separability.csv, jobs.csv and stages.csv. Refuses "
+                "stages of different experiments, datasets or wordings, and a seed that gives two results.")
+    p.add_argument("stages", nargs="+", help="the stages' snapshot folders (docs/runs/...)")
+    p.add_argument("--out", required=True, help="the pooled snapshot folder, e.g. docs/runs/mnist5k-alexnet")
+    setting(p, "--alpha", "claims.alpha", "family-wise error rate of each claim (Holm)", type=float)
+    setting(p, "--precision-points", "claims.precision_points", "the 95%% CI half-width (points) to aim at",
+            type=float)
 
     p = command("resources", cmd_resources, "per-rule cluster requests (runtime, mem_mb) from measured runs",
                 "Reads every benchmark: file of finished workflow runs and writes each rule's cluster request "

@@ -150,6 +150,12 @@ def middle_budgets(attacks: dict[str, Any]) -> dict[str, Any]:
             for kind, options in attacks.items()}
 
 
+def _first(seeds: list[int], count: int | None) -> list[int]:
+    """The first ``count`` seeds; every seed when ``count`` is null, none when it is 0 (a stage of
+    a run whose first seeds ran in an earlier stage)."""
+    return list(seeds) if count is None else list(seeds[:count])
+
+
 def experiment_plan(config: dict[str, Any]) -> Plan:
     """Every model of a validated config, once, in a fixed order: Fig. 1's grid, Fig. 2's scales,
     then the compared models (SCE, CosFace, HT-SCE, ABCL). A model two outputs share is one run;
@@ -161,7 +167,7 @@ def experiment_plan(config: dict[str, Any]) -> Plan:
     declared: list[tuple[str, str, TrainConfig]] = []  # (output, name, training)
     # Fig. 1's inner grid points are drawn, never compared: they may run fewer seeds
     compared_points = {(0, 0), (ab["k1"], ab["k2"])}
-    figure_seeds = seeds[:config["eval"].get("figure_seeds") or len(seeds)]
+    figure_seeds = _first(seeds, config["eval"].get("figure_seeds"))
     for k1 in grids["fig1_k1"]:
         for k2 in grids["fig1_k2"]:
             chosen = (k1, k2) == (ab["k1"], ab["k2"]) and basis is not Loss.HT_SCE
@@ -209,7 +215,7 @@ def experiment_plan(config: dict[str, Any]) -> Plan:
 
     # every budget and the adaptive attacks for the table models of the first eval.full_seeds seeds
     # (all seeds without it); the others get the middle budgets, all that the figures and claims read
-    full_seeds = set(seeds[:config["eval"].get("full_seeds") or len(seeds)])
+    full_seeds = set(_first(seeds, config["eval"].get("full_seeds")))
 
     def attacks(training: TrainConfig) -> dict[str, Any]:
         key = training.hash

@@ -208,6 +208,23 @@ def test_plan_gives_fewer_seeds_only_to_models_no_claim_reads():
     assert len(plan.for_output("fig3")) == (18 if config["embed"]["every_seed"] else 3)
 
 
+def test_a_later_stage_trains_only_what_the_claims_read():
+    """config/alexnet-stage.yaml: eval.full_seeds and eval.figure_seeds at 0 mean none (null: every
+    seed), so a stage that follows the first runs no adaptive attack and no drawn-only cell."""
+    from abcl.config import resolve_config
+    from abcl.plan import experiment_plan, results_dir
+    config = resolve_config(["config/alexnet.yaml", "config/alexnet-stage.yaml"],
+                            {"tag": "alexnet-seeds102-105", "seeds": ["102", "105"]})
+    plan = experiment_plan(config)
+    assert results_dir(config) == "results/mnist5k-alexnet-seeds102-105"
+    assert not [run for run in plan.runs if run.name in ("HT-SCE+AB 0/64", "HT-SCE+AB 512/0")]
+    claimed = [run for run in plan.runs if "adversarial" not in run.outputs]  # the adversarial grid is a target of its own
+    assert all(set(run.attacks) == {"fgsm_linf", "bim_linf", "fgsm_l2", "bim_l2"} for run in claimed)
+    assert all(len(options["eps"]) == 1 for run in claimed for options in run.attacks.values())
+    assert len(claimed) == 2 * 8  # per seed: Fig. 2's four scales, SCE, CosFace, HT-SCE, ABCL
+    assert len(plan.for_output("fig3")) == 2 * 3
+
+
 def test_plan_names_each_model_once_and_gives_adaptive_attacks_to_the_table_only():
     from abcl.plan import experiment_plan
     one_seed = with_change("seeds", [0])

@@ -348,7 +348,7 @@ def fake_run(folder, dataset, n_train, verdicts, abcl_fgsm, arch="small"):
 
 
 def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
-    from abcl.report import README_BEGIN, README_END, configurations_markdown, replace_generated_block
+    from abcl.runs import README_BEGIN, README_END, configurations_markdown, replace_generated_block
     fake_run(tmp_path / "mnist5k", "mnist5k", 4000, ["NOT SHOWN"] * 4, 55.0)
     fake_run(tmp_path / "mnist-cpu-full", "mnist", 60000, ["SUPPORTED", "NOT SHOWN", "CONTRADICTED",
                                                            "CONTRADICTED"], 71.5)
@@ -400,7 +400,7 @@ def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
 
 def test_a_snapshot_regenerates_the_same_block_without_the_run(tmp_path):
     """README's block comes from committed snapshots (docs/runs/): the same text as from the run."""
-    from abcl.report import configurations_markdown, snapshot_run
+    from abcl.runs import configurations_markdown, snapshot_run
     run = tmp_path / "results" / "mnist5k-alexnet"
     fake_run(run, "mnist5k", 4000, ["NOT SHOWN", "CONTRADICTED", "NOT SHOWN", "SUPPORTED"], 55.0, arch="alexnet")
     bench = run / "models/loss~sce/s~0/m~0/k1~0/k2~0/seed~0/train.benchmark.tsv"
@@ -418,7 +418,7 @@ def test_a_snapshot_regenerates_the_same_block_without_the_run(tmp_path):
 
 
 def test_readme_holds_the_generated_configurations_block():
-    from abcl.report import README_BEGIN, README_END
+    from abcl.runs import README_BEGIN, README_END
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     block = text.split(README_BEGIN, 1)[1].split(README_END, 1)[0]
     assert "| claim " in block and "mnist5k (4,000 train images)" in block

@@ -1,0 +1,80 @@
+"""abcl.runs: the stages of one run pooled into one snapshot (abcl pool)."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from abcl import ABCLError
+from abcl.runs import claim_texts, configurations_markdown, pool_stages, pooled_table
+from abcl.statistics import summarize
+
+INTERIM = Path(__file__).parents[1] / "docs" / "runs" / "mnist5k-alexnet-interim"
+COMPARISON_ROW = re.compile(r"^\| (?:ABCL|CosFace|s=4) vs .*$", re.M)
+
+
+def _stages(tmp_path: Path, seeds: list[list[int]]) -> list[Path]:
+    """The committed interim snapshot cut into stages by seed (each keeps its other files)."""
+    frame = pd.read_csv(INTERIM / "comparisons.csv", dtype={"protocol": str})
+    folders = []
+    for i, part in enumerate(seeds):
+        folder = tmp_path / f"stage{i}"
+        shutil.copytree(INTERIM, folder)
+        frame[frame.seed.isin(part)].to_csv(folder / "comparisons.csv", index=False)
+        folders.append(folder)
+    return folders
+
+
+def test_pooled_table_is_the_table_of_every_seed():
+    rng = np.random.default_rng(0)
+    accuracies = pd.Series(rng.uniform(0.1, 0.9, 10)).round(4)
+    parts = [accuracies[:4], accuracies[4:5], accuracies[5:]]  # a one-seed stage too
+
+    def table(values):
+        return pd.DataFrame([{"model": "ABCL", "evaluation": "BIM L∞ ε=0.2", **{
+            k: v for k, v in summarize(values, 400).items() if k != "half"}, "n_images": 400}])[
+            ["model", "evaluation", "mean", "sd", "ci95_low", "ci95_high", "seeds", "n_images"]]
+    pooled = pooled_table([table(p) for p in parts]).iloc[0]
+    whole = table(accuracies).iloc[0]
+    assert pooled.seeds == 10
+    for column in ("mean", "sd", "ci95_low", "ci95_high"):
+        assert pooled[column] == pytest.approx(whole[column], rel=1e-12)
+
+
+def test_pooled_stages_reach_the_verdicts_of_one_run(tmp_path):
+    stages = _stages(tmp_path, [[100, 101], [103], [104]])
+    out = tmp_path / "pooled"
+    pool_stages(stages, out)
+    pooled, whole = (out / "claims.md").read_text(), (INTERIM / "claims.md").read_text()
+    # every comparison, with its difference, interval, test and reading, as the four-seed run gave it
+    assert COMPARISON_ROW.findall(pooled) == COMPARISON_ROW.findall(whole) != []
+    assert re.findall(r"\*\*Verdict: (\w[\w ]*)", pooled) == re.findall(r"\*\*Verdict: (\w[\w ]*)", whole)
+    assert claim_texts(pooled) == claim_texts(whole)
+    assert "4 seeds in all (100, 101, 103, 104): `stage0` (100, 101); `stage1` (103); `stage2` (104)" in pooled
+    assert "**Network:** the AlexNet-style net" in pooled
+    assert list(pd.read_csv(out / "stages.csv").seeds) == ["100 101", "103", "104"]
+    # README's block reads it like a run, and checks claims.md against comparisons.csv
+    block = configurations_markdown([out])
+    assert "NOT SHOWN (4 for, 0 against, 4 open)" in block
+
+
+def test_pool_refuses_what_is_not_one_run(tmp_path):
+    first, second = _stages(tmp_path, [[100, 101], [101, 103]])
+    with pytest.raises(ABCLError, match="ran seed\\(s\\) 101 again"):
+        pool_stages([first, second], tmp_path / "out")
+    first, second = _stages(tmp_path / "protocol", [[100, 101], [103, 104]])
+    frame = pd.read_csv(second / "comparisons.csv", dtype={"protocol": str})
+    frame.assign(protocol="000000000000").to_csv(second / "comparisons.csv", index=False)
+    with pytest.raises(ABCLError, match="different experiments"):
+        pool_stages([first, second], tmp_path / "out")
+    first, second = _stages(tmp_path / "data", [[100, 101], [103, 104]])
+    record = next((second / "data").glob("*.json"))
+    record.write_text(json.dumps({**json.loads(record.read_text()), "sha256": "0" * 64}))
+    with pytest.raises(ABCLError, match="another dataset file"):
+        pool_stages([first, second], tmp_path / "out")
+    with pytest.raises(ABCLError, match="two or more stages"):
+        pool_stages([first], tmp_path / "out")
