@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 LIGHT  ?= .venv-light
 CORES  ?= 2
 
-.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full alexnet alexnet-stage alexnet-pool readme-configurations reproduce
+.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full alexnet alexnet-stage alexnet-pool fingerprint-emulated specification specifications specification-curve specifications-dry-run readme-configurations reproduce
 
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,50 @@ readme-configurations: setup  ## README's "What the runs say", from finished run
 	  $(BIN)/abcl snapshot results/$$run --out docs/runs/$$run || exit 1; done
 	$(BIN)/abcl configurations $$(for run in $(README_RUNS); do [ ! -d docs/runs/$$run ] || echo docs/runs/$$run; done) \
 	  --readme README.md
+
+# the specification curve (config/specifications.yaml): each specification a run of its own, snapshotted to
+# docs/runs/spec-<name>; the figure and table are drawn from the snapshots (docs/evaluation.md)
+SPEC_FILE = config/specifications.yaml
+specification: setup  ## one specification (SPEC=ab-linear): run it (resumable), snapshot it to docs/runs/spec-SPEC
+	@[ -n "$(SPEC)" ] || { echo "name one: make specification SPEC=ab-linear (names: .venv/bin/abcl specification --names)"; exit 1; }
+	@mkdir -p results/specifications
+	$(BIN)/abcl specification $(SPEC) --file $(SPEC_FILE) --out results/specifications/$(SPEC).yaml > /dev/null
+	$(BIN)/snakemake --cores $(CORES) --profile profiles/local \
+	  --configfile $$($(BIN)/abcl specification --file $(SPEC_FILE) --base) results/specifications/$(SPEC).yaml
+	$(BIN)/abcl snapshot results/mnist5k-spec-$(SPEC) --out docs/runs/spec-$(SPEC)
+
+specifications: setup  ## every specification that has no snapshot yet, then the curve (hours: docs/evaluation.md)
+	for spec in $$($(BIN)/abcl specification --file $(SPEC_FILE) --names); do \
+	  [ -f docs/runs/spec-$$spec/comparisons.csv ] || $(MAKE) specification SPEC=$$spec || exit 1; done
+	$(MAKE) specification-curve
+
+specification-curve: setup  ## docs/specification_curve.png and docs/specifications.md from the finished specifications' snapshots
+	$(BIN)/abcl specification-curve --file $(SPEC_FILE) --out-png docs/specification_curve.png --out-md docs/specifications.md
+
+specifications-dry-run: setup  ## plans every specification (snakemake -n)
+	@mkdir -p results/specifications
+	@for spec in $$($(BIN)/abcl specification --file $(SPEC_FILE) --names); do \
+	  $(BIN)/abcl specification $$spec --file $(SPEC_FILE) --out results/specifications/$$spec.yaml > /dev/null && \
+	  $(BIN)/snakemake -n --quiet rules --cores $(CORES) --profile profiles/local \
+	    --configfile $$($(BIN)/abcl specification --file $(SPEC_FILE) --base) results/specifications/$$spec.yaml \
+	    > results/specifications/$$spec.plan || { cat results/specifications/$$spec.plan; exit 1; }; \
+	  echo "$$spec: $$(grep -m 2 -E '^(train|total) ' results/specifications/$$spec.plan | tr -s ' ' | tr '\n' ' ')"; done
+
+# the fingerprint's primitives and heads under emulated CPUs (qemu-user: the CPUID a real one of them
+# reports, so ATen, MKL and oneDNN take its vendor's code paths); installs nothing (docs/reproducibility.md)
+EMULATED_CPUS  ?= EPYC-Rome-v2 Haswell-v4
+EMULATED_TIERS ?= portable-avx2 portable-baseline
+EMULATED_PARTS ?= primitives,heads
+fingerprint-emulated: setup  ## tiers avx2 and baseline under an emulated AMD EPYC-Rome and Intel Haswell, against tests/reference/
+	@command -v qemu-x86_64 >/dev/null || { echo "qemu-x86_64 is missing: install qemu-user (Debian, Ubuntu: apt-get install qemu-user), then rerun"; exit 1; }
+	@mkdir -p results/fingerprints; failed=0; \
+	for cpu in $(EMULATED_CPUS); do for tier in $(EMULATED_TIERS); do \
+	  out=results/fingerprints/$$cpu-$$tier; start=$$(date +%s); \
+	  if qemu-x86_64 -cpu $$cpu $(BIN)/python -m abcl fingerprint --kernels $$tier --parts $(EMULATED_PARTS) \
+	       --compare tests/reference/fingerprint-$$tier.txt --out $$out.txt > $$out.log 2>&1; \
+	  then echo "$$cpu, $$tier: $$(tail -n 1 $$out.log | sed 's/^# //') in $$(( $$(date +%s) - start )) s ($$out.txt)"; \
+	  else failed=1; echo "$$cpu, $$tier: $$(grep -v "TCG doesn't support" $$out.log | tail -n 1) ($$out.log)"; fi; \
+	done; done; exit $$failed
 
 test: setup  ## the test suite (minutes on 2 cores)
 	$(BIN)/python -m pytest

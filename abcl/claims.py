@@ -275,12 +275,15 @@ def adversarial(evals: pd.DataFrame, correct: Correct, alpha: float = ALPHA) -> 
 def paper_claims(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFrame, scores: pd.DataFrame,
                  masking: pd.DataFrame | None, correct: Correct, adversarial_evals: pd.DataFrame | None = None,
                  knn_correct: dict[tuple[str, str], np.ndarray] | None = None, alpha: float = ALPHA,
-                 margin_points: float = MARGIN_POINTS) -> list[Claim]:
-    """Claims 1-4 (and 5 with adversarial evaluations); ``fig1``, ``table_evals`` and
-    ``adversarial_evals`` labelled by model (the plan's names), ``correct`` the models' per-image
-    results for one-seed comparisons."""
-    found = [scale(fig2, correct, alpha, margin_points), ab_repairs(fig1, correct, alpha),
-             separation(scores, knn_correct, alpha), robustness(table_evals, correct, masking, alpha)]
+                 margin_points: float = MARGIN_POINTS, judge: tuple[int, ...] = (1, 2, 3, 4)) -> list[Claim]:
+    """Claims 1-4 (and 5 with adversarial evaluations), those of ``judge`` only; ``fig1``,
+    ``table_evals`` and ``adversarial_evals`` labelled by model (the plan's names), ``correct`` the
+    models' per-image results for one-seed comparisons. A claim left out needs none of its inputs."""
+    judge = set(judge)
+    found = ([scale(fig2, correct, alpha, margin_points)] if 1 in judge else []) \
+        + ([ab_repairs(fig1, correct, alpha)] if 2 in judge else []) \
+        + ([separation(scores, knn_correct, alpha)] if 3 in judge else []) \
+        + ([robustness(table_evals, correct, masking, alpha)] if 4 in judge else [])
     if adversarial_evals is not None:
         found.append(adversarial(adversarial_evals, correct, alpha))
     return found

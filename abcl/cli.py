@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from abcl import ABCLError, __version__
+from abcl.kernels import FINGERPRINT_PARTS as PARTS
 from abcl.kernels import MODES
 
 # what each kind of input CSV must hold (a wrong file gets one line naming it)
@@ -276,18 +277,28 @@ def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
         raise ABCLError("claims --comparisons needs --config or --protocol: comparisons.csv records the protocol "
                         "that abcl power pools runs by")
     record = read_json(args.dataset_record)
+    judge = tuple(args.judge)
+    needs = {1: ("--fig2", args.fig2), 2: ("--fig1", args.fig1), 3: ("--separability", args.separability),
+             4: ("--table", args.table)}
+    missing = [flag for claim, (flag, given) in needs.items() if claim in judge and not given]
+    if missing:
+        raise ABCLError(f"claims {', '.join(map(str, judge))} need {', '.join(missing)}")
     masking = read_csv(args.masking, MASKING_COLUMNS, "a masking CSV (masking.csv)") if args.masking else None
-    table = read_named_csvs(args.table)
-    found = claims.paper_claims(read_named_csvs(args.fig1), read_csvs(args.fig2), table,
-                                read_csv(args.separability, SCORE_COLUMNS, "a separability CSV"), masking,
+    fig1 = read_named_csvs(args.fig1) if args.fig1 else None
+    fig2 = read_csvs(args.fig2) if args.fig2 else None
+    table = read_named_csvs(args.table) if args.table else None
+    found = claims.paper_claims(fig1, fig2, table,
+                                read_csv(args.separability, SCORE_COLUMNS, "a separability CSV")
+                                if args.separability else None, masking,
                                 claims.load_corrects(args.correct),
                                 read_named_csvs(args.adversarial) if args.adversarial else None,
                                 knn_correct=_knn_correct(args.embeddings or []), alpha=args.alpha,
-                                margin_points=args.margin_points)
-    note = data_note(record["dataset"], record["n_train"], table.arch.iloc[0])
-    text = claims_report(found, table, masking, note, args.adversarial_note, args.alpha, args.precision_points)
+                                margin_points=args.margin_points, judge=judge)
+    evals = next(frame for frame in (table, fig1, fig2) if frame is not None)  # names the run's seeds and net
+    note = data_note(record["dataset"], record["n_train"], evals.arch.iloc[0])
+    text = claims_report(found, evals, masking, note, args.adversarial_note, args.alpha, args.precision_points)
     if args.comparisons:
-        write_csv(claims.per_seed_frame(found, table, protocol), args.comparisons)
+        write_csv(claims.per_seed_frame(found, evals, protocol), args.comparisons)
     with atomic_path(args.out) as part:
         part.write_text(text)
     print(text)
@@ -369,6 +380,38 @@ def cmd_pool(args: argparse.Namespace, config: dict | None) -> None:
     print(f"{args.out}: {', '.join(written)} pooled from {len(args.stages)} stages")
 
 
+def cmd_specification(args: argparse.Namespace, config: dict | None) -> None:
+    import yaml
+
+    from abcl import specifications
+    from abcl.records import atomic_path
+    spec = specifications.load(args.file)
+    if args.names or args.base:
+        print(" ".join(spec["specifications"]) if args.names else spec["base"])
+        return
+    if not args.name:
+        raise ABCLError("name a specification (abcl specification --names lists them)")
+    text = (f"# {args.name} of {args.file}: {spec['specifications'].get(args.name, {}).get('about', '')}\n"
+            + yaml.safe_dump(specifications.overlay(spec, args.name), sort_keys=False, allow_unicode=True))
+    if args.out:
+        with atomic_path(args.out) as part:
+            part.write_text(text)
+    print(text, end="")
+
+
+def cmd_specification_curve(args: argparse.Namespace, config: dict | None) -> None:
+    from abcl import specifications
+    from abcl.figures import specification_curve
+    from abcl.records import atomic_path
+    spec = specifications.load(args.file)
+    frame = specifications.curve(spec)
+    text = specifications.specifications_markdown(spec, frame)
+    specification_curve(frame, spec["choices"], args.out_png)
+    with atomic_path(args.out_md) as part:
+        part.write_text(text)
+    print(text)
+
+
 def cmd_resources(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.cluster import FINISHED, finished, write_table
     for folder in args.results:
@@ -385,17 +428,16 @@ def cmd_fingerprint(args: argparse.Namespace, config: dict | None) -> None:
     from abcl.fingerprint import first_difference, fingerprint, parse, render
     from abcl.records import atomic_path
     reference = parse(Path(args.compare).read_text()) if args.compare else None  # a wrong path fails at once
-    machine = kernels.provenance()
-    header = (f"# {machine['cpu']} ({machine['cpu_vendor']}, widest ISA {machine['cpu_isa']}); kernels "
-              f"{machine['kernels']}: ATen {machine['aten_capability']}, MKL {machine['mkl_branch']}, oneDNN "
-              f"{'on, max ISA ' + machine['onednn_max_isa'] if machine['onednn'] else 'off'}; 1 thread\n")
-    lines = fingerprint()
-    text = header + render(lines)
+    parts = tuple(args.parts.split(","))
+    text = kernels.fingerprint_header(parts) + render(lines := fingerprint(parts))
     if args.out:
         with atomic_path(args.out) as part:
             part.write_text(text)
     print(text, end="")
     if reference is not None:
+        names = {name for name, _ in lines}
+        if parts != PARTS:  # a part of the fingerprint: the reference's lines of those computations
+            reference = [line for line in reference if line[0] in names]
         difference = first_difference(lines, reference)
         if difference:
             raise ABCLError(f"this machine parts from {args.compare}: {difference}")
@@ -502,6 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
     setting(p, "--kernels", "train.kernels", "CPU kernels", choices=list(MODES))
     p.add_argument("--out", help="write the fingerprint here too")
     p.add_argument("--compare", metavar="FILE", help="a fingerprint to compare with (exit 2 at the first difference)")
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help=f"which parts, comma-separated (default: all of {', '.join(PARTS)}); under emulation "
+                        "`make fingerprint-emulated` runs primitives,heads")
 
     p = command("tsne", cmd_tsne, "t-SNE of one model's features, plus separability scores")
     p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")
@@ -546,10 +591,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
 
     p = command("claims", cmd_claims, "computed verdicts on the paper's four claims and ours (Markdown)")
-    p.add_argument("--fig1", nargs="+", required=True, metavar="NAME=CSV", help="evaluation CSVs of the Fig. 1 models")
-    p.add_argument("--fig2", nargs="+", required=True, help="evaluation CSVs of the Fig. 2 models")
-    p.add_argument("--table", nargs="+", required=True, metavar="NAME=CSV", help="evaluation CSVs of the table models")
-    p.add_argument("--separability", required=True, help="combined separability CSV (from fig3)")
+    p.add_argument("--fig1", nargs="*", metavar="NAME=CSV", help="evaluation CSVs of the Fig. 1 models (claim 2)")
+    p.add_argument("--fig2", nargs="*", help="evaluation CSVs of the Fig. 2 models (claim 1)")
+    p.add_argument("--table", nargs="*", metavar="NAME=CSV", help="evaluation CSVs of the table models (claim 4)")
+    p.add_argument("--separability", help="combined separability CSV (from fig3; claim 3)")
+    setting(p, "--judge", "claims.judge", "the paper's claims to judge (1-4)", type=int, nargs="+")
     p.add_argument("--embeddings", nargs="*", metavar="NAME=CSV",
                    help="t-SNE CSVs (per-point k-NN results) of the Fig. 3 models: claim 3 with one seed")
     p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")
@@ -624,6 +670,24 @@ def build_parser() -> argparse.ArgumentParser:
     setting(p, "--alpha", "claims.alpha", "family-wise error rate of each claim (Holm)", type=float)
     setting(p, "--precision-points", "claims.precision_points", "the 95%% CI half-width (points) to aim at",
             type=float)
+
+    p = command("specification", cmd_specification, "one specification's config overlay (the curve's runs)",
+                "Writes the config overlay that runs a specification of config/specifications.yaml through the "
+                "workflow (its change of the default, its results folder, the seeds and the claims it judges); "
+                "--names lists them.")
+    p.add_argument("name", nargs="?", help="the specification, e.g. ab-linear")
+    p.add_argument("--file", default="config/specifications.yaml", help="the specifications (default: %(default)s)")
+    p.add_argument("--names", action="store_true", help="list the specifications' names")
+    p.add_argument("--base", action="store_true", help="print the config every specification overlays")
+    p.add_argument("--out", help="write the overlay here too")
+
+    p = command("specification-curve", cmd_specification_curve, "the specification curve and specifications.md",
+                "Draws each key comparison's mean and 95% CI over seeds under every finished specification and "
+                "existing run (their snapshots in docs/runs/), sorted, with the choices that define each as a dot "
+                "matrix beneath, and writes the verdicts per specification with a count per claim.")
+    p.add_argument("--file", default="config/specifications.yaml", help="the specifications (default: %(default)s)")
+    p.add_argument("--out-png", default="docs/specification_curve.png", help="the figure (a PDF beside it)")
+    p.add_argument("--out-md", default="docs/specifications.md", help="the table")
 
     p = command("resources", cmd_resources, "per-rule cluster requests (runtime, mem_mb) from measured runs",
                 "Reads every benchmark: file of finished workflow runs and writes each rule's cluster request "

@@ -131,8 +131,22 @@ def _validator(spec_id: str) -> Any:
 
     checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("number", finite_number)
     validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
-    spec = {"config": schema, "training config": _run_schema, "attack": _attack_schema}[spec_id]()
+    spec = {"config": schema, "training config": _run_schema, "attack": _attack_schema,
+            "specifications": _specifications_schema}[spec_id]()
     return validator(spec)
+
+
+@functools.cache
+def _specifications_schema() -> dict[str, Any]:
+    return yaml.safe_load(resources.files("abcl").joinpath("schemas/specifications.schema.yaml").read_text())
+
+
+def load_checked(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML mapping checked against the schema of ``what`` (e.g. "specifications"): one line
+    naming the file's first offending key."""
+    raw = _read_yaml(path)
+    _check(raw, what)
+    return raw
 
 
 def _check(instance: Any, what: str) -> None:

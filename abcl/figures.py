@@ -163,3 +163,46 @@ def adversarial_curves(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame
     fig.tight_layout()
     save_figure(fig, out_png)
     return frame.groupby(["model", "evaluation"], sort=False).accuracy_pct.agg(["mean", "std", "count"]).reset_index()
+
+
+def specification_curve(frame: pd.DataFrame, choices: dict[str, list], out_png: str | Path) -> None:
+    """The specification curve: per key comparison, each specification's mean difference A − B
+    with its 95% CI over seeds, sorted, coloured by where the interval lies (above 0: for the
+    claim; below: against; across: open), and beneath it the dot matrix of the choices that
+    define each specification (specr's layout, Simonsohn et al. 2020)."""
+    if frame.empty:
+        raise ABCLError("no finished specification to draw: run make specifications first")
+    comparisons = list(dict.fromkeys(frame.comparison))
+    shown = [(choice, str(value)) for choice, values in choices.items() for value in values
+             if (frame[choice].astype(str) == str(value)).any() and frame[choice].nunique() > 1]
+    n_specs = frame.name.nunique()
+    ncols = min(2, len(comparisons))
+    nrows = -(-len(comparisons) // ncols)
+    matrix_height = 0.22 * max(len(shown), 1)
+    fig = plt.figure(figsize=(max(5.5, 0.45 * n_specs + 2.5) * ncols, (2.6 + matrix_height) * nrows))
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.55, wspace=0.35)
+    colours = {"for": "#1b7837", "against": "#b2182b", "open": "#808080"}
+    for index, comparison in enumerate(comparisons):
+        rows = frame[frame.comparison == comparison].sort_values("diff").reset_index(drop=True)
+        inner = outer[index // ncols, index % ncols].subgridspec(2, 1, height_ratios=[2.6, matrix_height], hspace=0.05)
+        top, bottom = fig.add_subplot(inner[0]), fig.add_subplot(inner[1])
+        side = np.where(rows.low > 0, "for", np.where(rows.high < 0, "against", "open"))
+        for x, row, where in zip(range(len(rows)), rows.itertuples(), side):
+            top.errorbar(x, row.diff, yerr=[[row.diff - row.low], [row.high - row.diff]], fmt="o" if row.kind ==
+                         "specification" else "s", color=colours[where], capsize=2, markersize=4)
+        top.axhline(0, color="black", linewidth=0.6)
+        top.set_xlim(-0.6, len(rows) - 0.4)
+        top.set_xticks([])
+        top.set_title(f"claim {rows.claim.iloc[0]}: {comparison}", fontsize=9)
+        top.set_ylabel("A − B (points)", fontsize=8)
+        for y, (choice, value) in enumerate(shown):
+            here = [x for x, row in rows.iterrows() if str(row[choice]) == value]
+            bottom.scatter(here, [y] * len(here), s=10, color="black")
+        bottom.set_ylim(len(shown) - 0.5, -0.5)
+        bottom.set_yticks(range(len(shown)), [f"{choice}: {value}" for choice, value in shown], fontsize=7)
+        bottom.set_xlim(top.get_xlim())
+        bottom.set_xticks(range(len(rows)), rows.name, rotation=60, ha="right", fontsize=7)
+        bottom.grid(axis="y", linewidth=0.3)
+    fig.suptitle("Specification curve: mean [95% CI] over seeds per specification (circles) and existing run "
+                 "(squares); green above 0, red below, grey across", fontsize=9)
+    save_figure(fig, out_png)

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from abcl.config import AttackSpec, TrainConfig
+from abcl.kernels import FINGERPRINT_PARTS as PARTS
 
 HEADS = {"SCE": dict(loss="sce"), "Cos-SCE s=4": dict(loss="cos_sce", s=4.0),
          "CosFace": dict(loss="cosface", s=5.0, m=0.35), "HT-SCE": dict(loss="ht_sce", s=5.0, m=0.2),
@@ -177,15 +178,24 @@ def training_and_attacks(n_train: int = 1024, n_test: int = 64) -> Iterator[tupl
         yield f"trained ABCL, {spec.key} eps={spec.eps:g}", digest(perturb(model, spec, images, data.test_y, n_test))
 
 
-def fingerprint(progress: Callable[[str], None] | None = None) -> list[tuple[str, str]]:
-    """Every line, in order (one thread: the count is part of the result)."""
+def fingerprint(parts: tuple[str, ...] = PARTS) -> list[tuple[str, str]]:
+    """Every line of the given parts, in order (one thread: the count is part of the result).
+    ``heads`` continues the exact inputs where ``primitives`` left them, so it runs them first
+    (their lines are left out when not asked for)."""
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise ValueError(f"unknown fingerprint part(s) {', '.join(unknown)}: use {', '.join(PARTS)}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        exact = Exact()
-        lines = list(primitives(exact))
-        lines += heads(exact)
-        lines += training_and_attacks()
+        exact, lines = Exact(), []
+        if "primitives" in parts or "heads" in parts:
+            first = list(primitives(exact))
+            lines += first if "primitives" in parts else []
+        if "heads" in parts:
+            lines += heads(exact)
+        if "training" in parts:
+            lines += training_and_attacks()
     finally:
         torch.set_num_threads(threads)
     return lines

@@ -54,6 +54,10 @@ TIERS = {  # the environment each tier pins, and the CPU flags it needs
 }
 TIER_FLAGS = {"portable-avx512": {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"},
               "portable-avx2": {"avx2", "fma"}, "portable-baseline": set()}
+# abcl fingerprint's parts, in order: under emulation (qemu-user, hundreds of times slower)
+# `make fingerprint-emulated` runs the first two; "training" (an epoch of real digits, then every
+# attack on the trained net) costs most of the rest
+FINGERPRINT_PARTS = ("primitives", "heads", "training")
 PORTABLE_ENV = sorted({name for env in TIERS.values() for name in env})  # what a portable parent may pass on
 _MKL_CBWR_BRANCH, _MKL_CBWR_COMPATIBLE = 1, 3  # mkl_cbwr_get's "what" and the COMPATIBLE branch code
 _MKL_BRANCHES = {0: "unset", 1: "off", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2",
@@ -204,6 +208,58 @@ def cpu_flags() -> set[str]:
     return set(_cpuinfo().get("flags", "").split())
 
 
+# cpuid(leaf, subleaf, uint32 out[4]) in x86-64 machine code (System V ABI): push rbx; mov eax, edi;
+# mov ecx, esi; mov r8, rdx; cpuid; mov [r8], eax; mov [r8+4], ebx; mov [r8+8], ecx; mov [r8+12], edx;
+# pop rbx; ret
+_CPUID_CODE = bytes.fromhex("53 89f8 89f1 4989d0 0fa2 418900 41895804 41894808 4189500c 5b c3")
+
+
+@functools.cache
+def _cpuid_function():
+    """The CPUID instruction as a callable, or None where it cannot run (not x86-64, no
+    executable memory). py-cpuinfo would do, but it prefers /proc/cpuinfo, which under user-mode
+    emulation (qemu-user) describes the host, not the CPU the process runs on."""
+    import mmap
+    if platform.machine() not in ("x86_64", "AMD64") or os.name != "posix":
+        return None
+    try:
+        page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    except (OSError, ValueError):  # W^X policies refuse a writable, executable page
+        return None
+    page.write(_CPUID_CODE)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(page))
+    function = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32))(address)
+    function.page = page  # the page lives as long as the function
+
+    def cpuid(leaf: int, subleaf: int = 0) -> tuple[int, int, int, int]:
+        out = (ctypes.c_uint32 * 4)()
+        function(leaf, subleaf, out)
+        return tuple(out)  # eax, ebx, ecx, edx
+    return cpuid
+
+
+@functools.lru_cache(maxsize=1)
+def cpuid_cpu() -> dict[str, str] | None:
+    """The CPU as the CPUID instruction reports it to this process (what ATen, MKL and oneDNN
+    read): vendor, brand string and widest vector ISA; None where CPUID cannot be run."""
+    cpuid = _cpuid_function()
+    if cpuid is None:
+        return None
+    top, ebx, ecx, edx = cpuid(0)
+    vendor = b"".join(r.to_bytes(4, "little") for r in (ebx, edx, ecx)).decode("ascii", "replace")
+    brand = ""
+    if cpuid(0x80000000)[0] >= 0x80000004:
+        brand = b"".join(r.to_bytes(4, "little") for leaf in range(0x80000002, 0x80000005) for r in cpuid(leaf))
+        brand = brand.split(b"\0", 1)[0].decode("ascii", "replace").strip()
+    leaf1_ecx = cpuid(1)[2] if top >= 1 else 0
+    leaf7_ebx = cpuid(7)[1] if top >= 7 else 0
+    bits = {"avx": leaf1_ecx >> 28 & 1, "fma": leaf1_ecx >> 12 & 1, "avx2": leaf7_ebx >> 5 & 1,
+            "avx512": all(leaf7_ebx >> bit & 1 for bit in (16, 17, 30, 31))}  # F, DQ, BW, VL
+    isa = ("avx512" if bits["avx512"] else "avx2" if bits["avx2"] and bits["fma"] else
+           "avx" if bits["avx"] else "baseline")
+    return {"cpu": brand or "unknown", "cpu_vendor": vendor, "cpu_isa": isa}
+
+
 @functools.lru_cache(maxsize=1)
 def cpu() -> dict[str, str]:
     """This machine's CPU: model name, vendor and widest vector instruction set."""
@@ -212,6 +268,25 @@ def cpu() -> dict[str, str]:
                                         ("sse4_2", "sse4.2")) if flag in flags), "baseline")
     return {"cpu": info.get("model name") or platform.processor() or platform.machine(),
             "cpu_vendor": info.get("vendor_id", "unknown"), "cpu_isa": isa}
+
+
+def fingerprint_header(parts: tuple[str, ...] = FINGERPRINT_PARTS) -> str:
+    """A fingerprint's first line: the CPU as CPUID tells this process (what ATen, MKL and oneDNN
+    read), /proc/cpuinfo's where it says otherwise (the host's, under user-mode emulation), the
+    capability ATen runs and the kernels' settings."""
+    machine, seen = provenance(), cpuid_cpu()
+    told = f"{machine['cpu']} ({machine['cpu_vendor']}, widest ISA {machine['cpu_isa']})"
+    if seen is None:
+        where = f"{told} from /proc/cpuinfo (CPUID unread)"
+    elif (seen["cpu_vendor"], seen["cpu_isa"]) == (machine["cpu_vendor"], machine["cpu_isa"]):
+        where = f"{seen['cpu']} ({seen['cpu_vendor']}, widest ISA {seen['cpu_isa']}; CPUID and /proc/cpuinfo agree)"
+    else:
+        where = (f"CPUID: {seen['cpu']} ({seen['cpu_vendor']}, widest ISA {seen['cpu_isa']}); /proc/cpuinfo: {told}, "
+                 "the host's (user-mode emulation)")
+    onednn = f"on, max ISA {machine['onednn_max_isa']}" if machine["onednn"] else "off"
+    only = "" if tuple(parts) == FINGERPRINT_PARTS else f"; parts {', '.join(parts)}"
+    return (f"# {where}; kernels {machine['kernels']}: ATen {machine['aten_capability']}, MKL {machine['mkl_branch']}, "
+            f"oneDNN {onednn}; 1 thread{only}\n")
 
 
 def provenance() -> dict[str, Any]:

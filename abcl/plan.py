@@ -156,6 +156,27 @@ def _first(seeds: list[int], count: int | None) -> list[int]:
     return list(seeds) if count is None else list(seeds[:count])
 
 
+ALL_CLAIMS = (1, 2, 3, 4)
+CLAIM_OUTPUTS = {"fig2": 1, "fig1": 2, "fig3": 3, "table": 4}  # the output whose models each claim compares
+
+
+def judged(config: dict[str, Any]) -> tuple[int, ...]:
+    """The paper's claims a run judges (``claims.judge``), in order."""
+    return tuple(sorted(config.get("claims", {}).get("judge") or ALL_CLAIMS))
+
+
+def _judged(config: dict[str, Any], output: str, compared_points: set, training: TrainConfig) -> bool:
+    """Whether a declared model serves a claim the run judges. A run that judges every claim keeps
+    all (its figures draw Fig. 1's inner cells too); one that judges fewer keeps only what its
+    claims compare: Fig. 1's two compared corners for claim 2, and no figure's other models."""
+    claims = judged(config)
+    if output == "adversarial" or claims == ALL_CLAIMS:
+        return True
+    if output == "fig1" and (training.k1, training.k2) not in compared_points:
+        return False
+    return CLAIM_OUTPUTS[output] in claims
+
+
 def experiment_plan(config: dict[str, Any]) -> Plan:
     """Every model of a validated config, once, in a fixed order: Fig. 1's grid, Fig. 2's scales,
     then the compared models (SCE, CosFace, HT-SCE, ABCL). A model two outputs share is one run;
@@ -170,8 +191,13 @@ def experiment_plan(config: dict[str, Any]) -> Plan:
     figure_seeds = _first(seeds, config["eval"].get("figure_seeds"))
     for k1 in grids["fig1_k1"]:
         for k2 in grids["fig1_k2"]:
-            chosen = (k1, k2) == (ab["k1"], ab["k2"]) and basis is not Loss.HT_SCE
-            name = HT_SCE_AB if chosen else f"HT-SCE+AB {k1:g}/{k2:g}"
+            # the compared corners carry their claim's names also where no table model shares them
+            if (k1, k2) == (0, 0):
+                name = HT_SCE
+            elif (k1, k2) == (ab["k1"], ab["k2"]):
+                name = ABCL if basis is Loss.HT_SCE else HT_SCE_AB
+            else:
+                name = f"HT-SCE+AB {k1:g}/{k2:g}"
             declared += [("fig1", name, _train_config(config, Loss.HT_SCE, seed, k1=k1, k2=k2))
                          for seed in (seeds if (k1, k2) in compared_points else figure_seeds)]
     for s in grids["fig2_s"]:
@@ -194,6 +220,7 @@ def experiment_plan(config: dict[str, Any]) -> Plan:
                           _train_config(config, loss, seed, k1=k1, k2=k2, adversarial=method))
                          for seed in adversarial_seeds]
 
+    declared = [(o, n, t) for o, n, t in declared if _judged(config, o, compared_points, t)]
     names: dict[str, str] = {}
     for output, name, training in declared:
         key = training.hash

@@ -329,6 +329,15 @@ TRAINING_LENGTH_NOTE = ("The references train far longer: Madry et al.'s MNIST m
                         "iterations of 50 images), TRADES' 100 epochs; robust accuracy here is that of short training.")
 
 
+def _judged_note(found: list[Claim]) -> str:
+    """Where a run judges fewer than the paper's four claims (``claims.judge``), which ones."""
+    numbers = [c.statement.split(" ", 2)[1] for c in found if c.statement != claims.ADVERSARIAL_CLAIM]
+    if numbers == ["1", "2", "3", "4"]:
+        return ""
+    return (f"**Claims judged:** {', '.join(numbers)} only (`claims.judge`): this run trained only the models they "
+            "compare, as a specification of the specification curve does (config/specifications.yaml).\n")
+
+
 def claims_report(found: list[Claim], table_evals: pd.DataFrame, masking: pd.DataFrame | None,
                   data_note: str = "", adversarial_note: str = "", alpha: float = ALPHA,
                   precision_points: float = PRECISION_POINTS) -> str:
@@ -346,6 +355,7 @@ def claims_report(found: list[Claim], table_evals: pd.DataFrame, masking: pd.Dat
         "test images when there is one seed).\n",
         rule(alpha),
         *([data_note] if data_note else []),
+        *([_judged_note(found)] if _judged_note(found) else []),
         summary_markdown(found, alpha, precision_points),
         POWER_LEGEND,
     ]

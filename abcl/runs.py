@@ -73,7 +73,34 @@ def snapshot_run(folder: Path, out: Path) -> list[str]:
     jobs = pd.DataFrame([{"rule": rule, "seconds": seconds, "max_rss_mb": rss}
                          for rule, runs in sorted(benchmarks(folder).items()) for seconds, rss in runs])
     jobs.to_csv(out / JOBS_FILE, index=False)
-    return [*copied, "data/", JOBS_FILE]
+    machines(folder).to_csv(out / MACHINES_FILE, index=False)
+    return [*copied, "data/", JOBS_FILE, MACHINES_FILE]
+
+
+MACHINES_FILE = "machines.csv"  # which machines and kernels trained a run's models: its numbers depend on the tier
+MACHINE_COLUMNS = ["device", "kernels", "cpu", "cpu_vendor", "cpu_isa", "torch", "trainings"]
+
+
+def machines(folder: Path) -> pd.DataFrame:
+    """Per machine and kernel mode, how many of a run's models it trained (from their train.json)."""
+    seen = []
+    for path in sorted(Path(folder).rglob("train.json")):
+        record = json.loads(path.read_text())
+        kernels = record.get("kernels", {})
+        seen.append({"device": record.get("device", "cpu"), "kernels": kernels.get("kernels", "?"),
+                     "cpu": kernels.get("cpu", "?"), "cpu_vendor": kernels.get("cpu_vendor", "?"),
+                     "cpu_isa": kernels.get("cpu_isa", "?"), "torch": record.get("versions", {}).get("torch", "?")})
+    frame = pd.DataFrame(seen, columns=MACHINE_COLUMNS[:-1])
+    return frame.groupby(MACHINE_COLUMNS[:-1], sort=False).size().rename("trainings").reset_index()
+
+
+def machines_text(folder: Path) -> str:
+    """A snapshot's machines in words ("portable-avx2 on AMD EPYC (AuthenticAMD), 24 trainings")."""
+    path = Path(folder) / MACHINES_FILE
+    if not path.exists():
+        return "machines not recorded"
+    frame = pd.read_csv(path)
+    return "; ".join(f"{r.kernels} on {r.cpu} ({r.cpu_vendor}), {r.trainings} trainings" for r in frame.itertuples())
 
 
 def _job_seconds(folder: Path) -> dict[str, list[float]]:
@@ -306,13 +333,16 @@ def pool_stages(stages: list[Path], out: Path, alpha: float = ALPHA,
     seeds = sorted({s for stage_seeds in seeds_of for s in stage_seeds})
     first, text0 = frames[0].iloc[0], (stages[0] / "claims.md").read_text()
     subset = next((p for p in text0.split("\n\n") if p.startswith("**Subset.**")), "")
-    stage_list = "; ".join(f"`{s.name}` ({', '.join(map(str, k))})" for s, k in zip(stages, seeds_of))
+    stage_list = "; ".join(f"`{s.name}` (seeds {', '.join(map(str, k))}: {machines_text(s)})"
+                           for s, k in zip(stages, seeds_of))
     parts = ["# Do our runs reproduce the paper's claims?\n",
              f"Pooled by `abcl pool` from {len(stages)} stages of one run, {len(seeds)} seeds in all "
              f"({', '.join(map(str, seeds))}): {stage_list}. Each stage ran its seeds in a folder of its own; the "
              "verdicts below test every comparison over all the seeds, exactly as one run of them would (the "
              "stages checked to be one experiment: the same training settings, attacks, test images and dataset "
-             f"file). {int(first.n_test)} test images per evaluation, dataset {first.dataset}. **Network:** "
+             "file). Each seed's two compared models ran on one machine and kernel tier; stages on different tiers "
+             "draw their seeds' networks differently, which changes no expectation (docs/reproducibility.md). "
+             f"{int(first.n_test)} test images per evaluation, dataset {first.dataset}. **Network:** "
              f"{network_note(str(first.arch))}. Accuracies in %, with 95% confidence intervals in brackets.\n",
              rule(alpha), *([subset + "\n"] if subset else []), summary_markdown(found, alpha, precision_points),
              POWER_LEGEND]
@@ -347,6 +377,10 @@ def pool_stages(stages: list[Path], out: Path, alpha: float = ALPHA,
         written.append("leaderboard.md")
     jobs = [pd.read_csv(s / JOBS_FILE).assign(stage=s.name) for s in stages]
     pd.concat(jobs, ignore_index=True).to_csv(out / JOBS_FILE, index=False)
-    pd.DataFrame([{"stage": s.name, "seeds": " ".join(map(str, k)), "jobs": len(j)}
+    pd.DataFrame([{"stage": s.name, "seeds": " ".join(map(str, k)), "jobs": len(j), "machines": machines_text(s)}
                   for s, k, j in zip(stages, seeds_of, jobs)]).to_csv(out / STAGES_FILE, index=False)
+    found_machines = [pd.read_csv(s / MACHINES_FILE).assign(stage=s.name) for s in stages if (s / MACHINES_FILE).exists()]
+    if found_machines:
+        pd.concat(found_machines, ignore_index=True).to_csv(out / MACHINES_FILE, index=False)
+        written.append(MACHINES_FILE)
     return [*written, "data/", JOBS_FILE, STAGES_FILE]

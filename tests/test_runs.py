@@ -54,7 +54,7 @@ def test_pooled_stages_reach_the_verdicts_of_one_run(tmp_path):
     assert COMPARISON_ROW.findall(pooled) == COMPARISON_ROW.findall(whole) != []
     assert re.findall(r"\*\*Verdict: (\w[\w ]*)", pooled) == re.findall(r"\*\*Verdict: (\w[\w ]*)", whole)
     assert claim_texts(pooled) == claim_texts(whole)
-    assert "4 seeds in all (100, 101, 103, 104): `stage0` (100, 101); `stage1` (103); `stage2` (104)" in pooled
+    assert "4 seeds in all (100, 101, 103, 104): `stage0` (seeds 100, 101: " in pooled and "`stage2` (seeds 104: " in pooled
     assert "**Network:** the AlexNet-style net" in pooled
     assert list(pd.read_csv(out / "stages.csv").seeds) == ["100 101", "103", "104"]
     # README's block reads it like a run, and checks claims.md against comparisons.csv

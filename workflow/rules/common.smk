@@ -19,8 +19,10 @@ from abcl.config import (
     complete_config,
 )
 from abcl.plan import (
+    ALL_CLAIMS,
     RUN_PATH_REGEX,
     experiment_plan,
+    judged,
     refuse_other_training,
     results_dir,
 )
@@ -155,7 +157,24 @@ def claims_adversarial_args():
     return f"--adversarial-note {shlex.quote(note)}"
 
 
+# A run that judges fewer claims (claims.judge, a specification) plans only the models they compare:
+# its targets are claims.md and what those models make, no figure.
+JUDGED = judged(config)
+
+
+def if_planned(output, files):
+    """``files`` where the plan has models for ``output``, else none (a claim left unjudged)."""
+    return files if PLAN.for_output(output) else []
+
+
+def flag(name, files):
+    """``--name FILE`` for a rule's optional input, "" where it has none."""
+    return f"{name} {' '.join(map(str, files))}" if len(files) else ""
+
+
 def final_outputs():
+    if JUDGED != ALL_CLAIMS:
+        return [f"{RESULTS}/claims.md"]
     return [
         f"{RESULTS}/figures/fig1.png",
         f"{RESULTS}/figures/fig2.png",

@@ -29,9 +29,9 @@ rule claims:
         fig1=model_files("fig1", "eval.csv"),
         fig2=model_files("fig2", "eval.csv"),
         table=model_files("table", "eval.csv"),
-        separability=rules.fig3.output.scores,
+        separability=if_planned("fig3", rules.fig3.output.scores),
         embeddings=model_files("fig3", "tsne.csv"),
-        masking=rules.masking.output.csv,
+        masking=if_planned("table", rules.masking.output.csv),
         correct=sorted(
             set(
                 model_files("fig1", "correct.npz")
@@ -64,9 +64,12 @@ rule claims:
         margin_points=config["claims"]["margin_points"],
         precision_points=config["claims"]["precision_points"],
         protocol=comparison_protocol(config),
+        judge=" ".join(map(str, JUDGED)),
+        separability=lambda wildcards, input: flag("--separability", input.separability),
+        masking=lambda wildcards, input: flag("--masking", input.masking),
     shell:
-        "abcl claims --fig1 {params.fig1} --fig2 {input.fig2} --table {params.table} "
-        "--separability {input.separability} --embeddings {params.embeddings} --masking {input.masking} "
+        "abcl claims --judge {params.judge} --fig1 {params.fig1} --fig2 {input.fig2} --table {params.table} "
+        "{params.separability} --embeddings {params.embeddings} {params.masking} "
         "--correct {input.correct} --dataset-record {input.dataset_record} "
         "--alpha {params.alpha} --margin-points {params.margin_points} "
         "--precision-points {params.precision_points} --comparisons {output.comparisons} "
