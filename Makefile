@@ -45,7 +45,7 @@ comma := ,
 SEEDS ?=
 STAGE_TAG = alexnet-seeds$(subst $(comma),-,$(SEEDS))
 alexnet-stage: setup  ## some of config/alexnet.yaml's seeds, only what the claims read (SEEDS=a,b,c); snapshot to docs/runs/
-	@[ -n "$(SEEDS)" ] || { echo "name the stage's seeds: make alexnet-stage SEEDS=102,105,106"; exit 1; }
+	@case "$(SEEDS)" in ""|*" "*) echo "name the stage's seeds, comma-separated: make alexnet-stage SEEDS=102,105,106"; exit 1;; esac
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml config/alexnet-stage.yaml \
 	  --config tag=$(STAGE_TAG) "seeds=[$(SEEDS)]"
 	$(BIN)/abcl snapshot results/mnist5k-$(STAGE_TAG) --out docs/runs/mnist5k-$(STAGE_TAG)
@@ -76,7 +76,8 @@ specification: setup  ## one specification (SPEC=ab-linear): run it (resumable),
 	$(BIN)/abcl snapshot results/mnist5k-spec-$(SPEC) --out docs/runs/spec-$(SPEC)
 
 specifications: setup  ## every specification that has no snapshot yet, then the curve (hours: docs/evaluation.md)
-	for spec in $$($(BIN)/abcl specification --file $(SPEC_FILE) --names); do \
+	names=$$($(BIN)/abcl specification --file $(SPEC_FILE) --names) || exit 1; \
+	for spec in $$names; do \
 	  [ -f docs/runs/spec-$$spec/comparisons.csv ] || $(MAKE) specification SPEC=$$spec || exit 1; done
 	$(MAKE) specification-curve
 
@@ -85,11 +86,13 @@ specification-curve: setup  ## docs/specification_curve.png and docs/specificati
 
 specifications-dry-run: setup  ## plans every specification (snakemake -n)
 	@mkdir -p results/specifications
-	@for spec in $$($(BIN)/abcl specification --file $(SPEC_FILE) --names); do \
-	  $(BIN)/abcl specification $$spec --file $(SPEC_FILE) --out results/specifications/$$spec.yaml > /dev/null && \
+	@names=$$($(BIN)/abcl specification --file $(SPEC_FILE) --names) || exit 1; \
+	base=$$($(BIN)/abcl specification --file $(SPEC_FILE) --base) || exit 1; \
+	for spec in $$names; do \
+	  $(BIN)/abcl specification $$spec --file $(SPEC_FILE) --out results/specifications/$$spec.yaml > /dev/null || exit 1; \
 	  $(BIN)/snakemake -n --quiet rules --cores $(CORES) --profile profiles/local \
-	    --configfile $$($(BIN)/abcl specification --file $(SPEC_FILE) --base) results/specifications/$$spec.yaml \
-	    > results/specifications/$$spec.plan || { cat results/specifications/$$spec.plan; exit 1; }; \
+	    --configfile $$base results/specifications/$$spec.yaml \
+	    > results/specifications/$$spec.plan 2>&1 || { cat results/specifications/$$spec.plan; exit 1; }; \
 	  echo "$$spec: $$(grep -m 2 -E '^(train|total) ' results/specifications/$$spec.plan | tr -s ' ' | tr '\n' ' ')"; done
 
 # the fingerprint's primitives and heads under emulated CPUs (qemu-user: the CPUID a real one of them

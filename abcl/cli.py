@@ -276,13 +276,13 @@ def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
     if args.comparisons and not protocol:
         raise ABCLError("claims --comparisons needs --config or --protocol: comparisons.csv records the protocol "
                         "that abcl power pools runs by")
-    record = read_json(args.dataset_record)
     judge = tuple(args.judge)
-    needs = {1: ("--fig2", args.fig2), 2: ("--fig1", args.fig1), 3: ("--separability", args.separability),
-             4: ("--table", args.table)}
-    missing = [flag for claim, (flag, given) in needs.items() if claim in judge and not given]
+    needs = {1: [("--fig2", args.fig2)], 2: [("--fig1", args.fig1)],
+             3: [("--separability", args.separability), ("--table", args.table)], 4: [("--table", args.table)]}
+    missing = list(dict.fromkeys(flag for claim in judge for flag, given in needs[claim] if not given))
     if missing:
-        raise ABCLError(f"claims {', '.join(map(str, judge))} need {', '.join(missing)}")
+        raise ABCLError(f"judging claims {', '.join(map(str, judge))} needs {', '.join(missing)}")
+    record = read_json(args.dataset_record)
     masking = read_csv(args.masking, MASKING_COLUMNS, "a masking CSV (masking.csv)") if args.masking else None
     fig1 = read_named_csvs(args.fig1) if args.fig1 else None
     fig2 = read_csvs(args.fig2) if args.fig2 else None
@@ -405,7 +405,7 @@ def cmd_specification_curve(args: argparse.Namespace, config: dict | None) -> No
     from abcl.records import atomic_path
     spec = specifications.load(args.file)
     frame = specifications.curve(spec)
-    text = specifications.specifications_markdown(spec, frame)
+    text = specifications.specifications_markdown(spec, frame, specifications.verdicts(spec))
     specification_curve(frame, spec["choices"], args.out_png)
     with atomic_path(args.out_md) as part:
         part.write_text(text)
@@ -595,7 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fig2", nargs="*", help="evaluation CSVs of the Fig. 2 models (claim 1)")
     p.add_argument("--table", nargs="*", metavar="NAME=CSV", help="evaluation CSVs of the table models (claim 4)")
     p.add_argument("--separability", help="combined separability CSV (from fig3; claim 3)")
-    setting(p, "--judge", "claims.judge", "the paper's claims to judge (1-4)", type=int, nargs="+")
+    setting(p, "--judge", "claims.judge", "the paper's claims to judge (1-4)", type=int, nargs="+",
+            choices=[1, 2, 3, 4])
     p.add_argument("--embeddings", nargs="*", metavar="NAME=CSV",
                    help="t-SNE CSVs (per-point k-NN results) of the Fig. 3 models: claim 3 with one seed")
     p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")

@@ -165,11 +165,13 @@ def adversarial_curves(frame: pd.DataFrame, out_png: str | Path) -> pd.DataFrame
     return frame.groupby(["model", "evaluation"], sort=False).accuracy_pct.agg(["mean", "std", "count"]).reset_index()
 
 
-def specification_curve(frame: pd.DataFrame, choices: dict[str, list], out_png: str | Path) -> None:
+def specification_curve(frame: pd.DataFrame, choices: dict[str, list], out_png: str | Path) -> pd.DataFrame:
     """The specification curve: per key comparison, each specification's mean difference A − B
     with its 95% CI over seeds, sorted, coloured by where the interval lies (above 0: for the
     claim; below: against; across: open), and beneath it the dot matrix of the choices that
-    define each specification (specr's layout, Simonsohn et al. 2020)."""
+    define each specification (specr's layout, Simonsohn et al. 2020). The colour reads the
+    comparison's own interval; a claim's verdict (Holm over all its comparisons) is in
+    specifications.md. Returns what each panel shows, in its order."""
     if frame.empty:
         raise ABCLError("no finished specification to draw: run make specifications first")
     comparisons = list(dict.fromkeys(frame.comparison))
@@ -180,13 +182,15 @@ def specification_curve(frame: pd.DataFrame, choices: dict[str, list], out_png: 
     nrows = -(-len(comparisons) // ncols)
     matrix_height = 0.22 * max(len(shown), 1)
     fig = plt.figure(figsize=(max(5.5, 0.45 * n_specs + 2.5) * ncols, (2.6 + matrix_height) * nrows))
-    outer = fig.add_gridspec(nrows, ncols, hspace=0.55, wspace=0.35)
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.55, wspace=0.35, top=1 - 0.5 / fig.get_figheight())
     colours = {"for": "#1b7837", "against": "#b2182b", "open": "#808080"}
+    drawn = []
     for index, comparison in enumerate(comparisons):
-        rows = frame[frame.comparison == comparison].sort_values("diff").reset_index(drop=True)
+        rows = frame[frame.comparison == comparison].sort_values("diff", kind="stable").reset_index(drop=True)
         inner = outer[index // ncols, index % ncols].subgridspec(2, 1, height_ratios=[2.6, matrix_height], hspace=0.05)
         top, bottom = fig.add_subplot(inner[0]), fig.add_subplot(inner[1])
         side = np.where(rows.low > 0, "for", np.where(rows.high < 0, "against", "open"))
+        drawn.append(rows[["comparison", "name", "diff", "low", "high"]].assign(position=range(len(rows)), side=side))
         for x, row, where in zip(range(len(rows)), rows.itertuples(), side):
             top.errorbar(x, row.diff, yerr=[[row.diff - row.low], [row.high - row.diff]], fmt="o" if row.kind ==
                          "specification" else "s", color=colours[where], capsize=2, markersize=4)
@@ -203,6 +207,8 @@ def specification_curve(frame: pd.DataFrame, choices: dict[str, list], out_png: 
         bottom.set_xlim(top.get_xlim())
         bottom.set_xticks(range(len(rows)), rows.name, rotation=60, ha="right", fontsize=7)
         bottom.grid(axis="y", linewidth=0.3)
-    fig.suptitle("Specification curve: mean [95% CI] over seeds per specification (circles) and existing run "
-                 "(squares); green above 0, red below, grey across", fontsize=9)
+    fig.suptitle("Specification curve: A − B, mean and 95% CI over seeds, per specification (circles) and existing "
+                 "run (squares); green: the interval above 0, red: below, grey: across (each comparison's own "
+                 "interval; verdicts, Holm over a claim's comparisons: specifications.md)", fontsize=8, wrap=True)
     save_figure(fig, out_png)
+    return pd.concat(drawn, ignore_index=True)

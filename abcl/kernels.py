@@ -253,21 +253,23 @@ def cpuid_cpu() -> dict[str, str] | None:
         brand = brand.split(b"\0", 1)[0].decode("ascii", "replace").strip()
     leaf1_ecx = cpuid(1)[2] if top >= 1 else 0
     leaf7_ebx = cpuid(7)[1] if top >= 7 else 0
-    bits = {"avx": leaf1_ecx >> 28 & 1, "fma": leaf1_ecx >> 12 & 1, "avx2": leaf7_ebx >> 5 & 1,
-            "avx512": all(leaf7_ebx >> bit & 1 for bit in (16, 17, 30, 31))}  # F, DQ, BW, VL
-    isa = ("avx512" if bits["avx512"] else "avx2" if bits["avx2"] and bits["fma"] else
-           "avx" if bits["avx"] else "baseline")
-    return {"cpu": brand or "unknown", "cpu_vendor": vendor, "cpu_isa": isa}
+    # Linux's flag names for the CPUID bits cpu() reads, so that the two name one ISA alike
+    flags = {flag for flag, on in (("avx512f", leaf7_ebx >> 16 & 1), ("avx2", leaf7_ebx >> 5 & 1),
+                                   ("avx", leaf1_ecx >> 28 & 1), ("sse4_2", leaf1_ecx >> 20 & 1)) if on}
+    return {"cpu": brand or "unknown", "cpu_vendor": vendor, "cpu_isa": _widest_isa(flags)}
+
+
+def _widest_isa(flags: set[str]) -> str:
+    return next((name for flag, name in (("avx512f", "avx512"), ("avx2", "avx2"), ("avx", "avx"),
+                                         ("sse4_2", "sse4.2")) if flag in flags), "baseline")
 
 
 @functools.lru_cache(maxsize=1)
 def cpu() -> dict[str, str]:
     """This machine's CPU: model name, vendor and widest vector instruction set."""
-    info, flags = _cpuinfo(), cpu_flags()
-    isa = next((name for flag, name in (("avx512f", "avx512"), ("avx2", "avx2"), ("avx", "avx"),
-                                        ("sse4_2", "sse4.2")) if flag in flags), "baseline")
+    info = _cpuinfo()
     return {"cpu": info.get("model name") or platform.processor() or platform.machine(),
-            "cpu_vendor": info.get("vendor_id", "unknown"), "cpu_isa": isa}
+            "cpu_vendor": info.get("vendor_id", "unknown"), "cpu_isa": _widest_isa(cpu_flags())}
 
 
 def fingerprint_header(parts: tuple[str, ...] = FINGERPRINT_PARTS) -> str:
@@ -282,7 +284,7 @@ def fingerprint_header(parts: tuple[str, ...] = FINGERPRINT_PARTS) -> str:
         where = f"{seen['cpu']} ({seen['cpu_vendor']}, widest ISA {seen['cpu_isa']}; CPUID and /proc/cpuinfo agree)"
     else:
         where = (f"CPUID: {seen['cpu']} ({seen['cpu_vendor']}, widest ISA {seen['cpu_isa']}); /proc/cpuinfo: {told}, "
-                 "the host's (user-mode emulation)")
+                 "the host's under user-mode emulation (or a kernel that hides instruction sets)")
     onednn = f"on, max ISA {machine['onednn_max_isa']}" if machine["onednn"] else "off"
     only = "" if tuple(parts) == FINGERPRINT_PARTS else f"; parts {', '.join(parts)}"
     return (f"# {where}; kernels {machine['kernels']}: ATen {machine['aten_capability']}, MKL {machine['mkl_branch']}, "

@@ -257,6 +257,7 @@ def pooled_table(tables: list[pd.DataFrame]) -> pd.DataFrame:
         within = ((group.seeds - 1) * group.sd.fillna(0.0) ** 2).sum()
         between = (group.seeds * (group["mean"] - mean) ** 2).sum()
         sd = sqrt(max(within + between, 0.0) / (k - 1))
+        sd = 0.0 if sd < 1e-12 else sd  # every seed alike: the sums leave rounding, one run's s.d. is 0
         n = int(group.n_images.iloc[0])
         if sd > 0:
             low, high = stats.t.interval(0.95, k - 1, loc=mean, scale=sd / sqrt(k))
@@ -282,6 +283,29 @@ def _table_markdown(table: pd.DataFrame) -> str:
 
 def _stage_seeds(frame: pd.DataFrame) -> list[int]:
     return sorted({int(s) for s in frame.seed})
+
+
+def _stage_comparisons(stage: Path) -> pd.DataFrame:
+    path = stage / "comparisons.csv"
+    if path.read_text().strip().count("\n") == 0:  # the header alone
+        raise ABCLError(f"{stage}: its comparisons.csv holds no per-seed row (one seed: claims.md compares test "
+                        "images, not seeds): pool stages of two or more seeds")
+    return claims.read_comparisons(path)
+
+
+_RAN = re.compile(r"from \d+ seed\(s\) \(([\d, ]+)\)")
+
+
+def _check_stage_seeds(stage: Path, seeds: list[int]) -> None:
+    """A stage's comparisons.csv must hold every seed it ran (claims.md's header, table.csv's
+    counts): a one-seed stage compares test images, not seeds, and leaves no per-seed rows."""
+    ran = _RAN.search((stage / "claims.md").read_text())
+    said = sorted(int(s) for s in ran.group(1).split(",")) if ran else None
+    counted = int(pd.read_csv(stage / "table.csv").seeds.max())
+    if said is not None and said != seeds or counted != len(seeds):
+        raise ABCLError(f"{stage}: its comparisons.csv holds seeds {', '.join(map(str, seeds)) or 'none'}, but it ran "
+                        f"{', '.join(map(str, said)) if said else counted} (claims.md, table.csv): a stage of one seed "
+                        "leaves no per-seed comparisons; pool stages of two or more seeds")
 
 
 def pool_stages(stages: list[Path], out: Path, alpha: float = ALPHA,
@@ -310,8 +334,10 @@ def pool_stages(stages: list[Path], out: Path, alpha: float = ALPHA,
         if record != records[0]:
             raise ABCLError(f"{stage} trained on another dataset file than {stages[0]} (data/*.json differ): "
                             "pool only stages of one run")
-    frames = [claims.read_comparisons(s / "comparisons.csv") for s in stages]
+    frames = [_stage_comparisons(s) for s in stages]
     seeds_of = [_stage_seeds(f) for f in frames]
+    for stage, seeds in zip(stages, seeds_of):
+        _check_stage_seeds(stage, seeds)
     for i, later in enumerate(seeds_of[1:], 1):
         twice = sorted(set(later) & {s for earlier in seeds_of[:i] for s in earlier})
         if twice:

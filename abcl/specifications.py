@@ -65,8 +65,8 @@ def overlay(spec: dict[str, Any], name: str) -> dict[str, Any]:
     if name not in spec["specifications"]:
         raise ABCLError(f"no specification '{name}'; declared: {', '.join(spec['specifications'])}")
     entry = spec["specifications"][name]
-    return merge(entry.get("overlay", {}), {"tag": tag(name), "seeds": list(spec["seeds"]),
-                                            "claims": {"judge": list(entry["judge"])}})
+    own = merge(spec.get("overlay", {}), entry.get("overlay", {}))
+    return merge(own, {"tag": tag(name), "seeds": list(spec["seeds"]), "claims": {"judge": list(entry["judge"])}})
 
 
 def choices_of(spec: dict[str, Any], name: str) -> dict[str, str]:
@@ -75,27 +75,48 @@ def choices_of(spec: dict[str, Any], name: str) -> dict[str, str]:
     return {choice: str(entry.get("choice", {}).get(choice, values[0])) for choice, values in spec["choices"].items()}
 
 
-def curve(spec: dict[str, Any]) -> pd.DataFrame:
-    """One row per finished specification (or run) and key comparison: mean difference A − B and
-    its 95% CI in points over seeds, the seeds, and the verdict and evidence of its claim there.
-    A specification without a snapshot is left out (:func:`missing` names it)."""
-    rows = []
+def _finished(spec: dict[str, Any]):
+    """(name, kind, per claim its comparisons and verdict) of every finished specification and run;
+    each verdict recomputed from comparisons.csv and checked against the run's own claims.md."""
+    from abcl.runs import claim_verdicts
     for name in [*spec["specifications"], *spec.get("runs", {})]:
         folder = snapshot_dir(spec, name)
         if not (folder / "comparisons.csv").exists():
             continue
         by_claim = claims.pooled_comparisons([claims.read_comparisons(folder / "comparisons.csv")])
-        judged = {number: verdict(found) for number, found in by_claim.items()}
-        kind = "specification" if name in spec["specifications"] else "run"
+        said = claim_verdicts((folder / "claims.md").read_text()) if (folder / "claims.md").exists() else {}
+        judged = {}
+        for number, found in by_claim.items():
+            judged[number] = verdict(found)
+            stated = said.get(f"Claim {number}")
+            if stated is not None and stated != judged[number].outcome:
+                raise ABCLError(f"{folder}: claims.md says claim {number} is {stated}, its comparisons.csv gives "
+                                f"{judged[number].outcome} (another alpha?): rerun its claims rule")
+        yield name, "specification" if name in spec["specifications"] else "run", by_claim, judged
+
+
+def curve(spec: dict[str, Any]) -> pd.DataFrame:
+    """One row per finished specification (or run) and key comparison: mean difference A − B and
+    its 95% CI in points over seeds, the seeds, and the verdict of its claim there. A
+    specification without a snapshot is left out (:func:`missing` names it)."""
+    rows = []
+    for name, kind, by_claim, judged in _finished(spec):
         for number, label in KEY_COMPARISONS:
             found = next((c for c in by_claim.get(number, []) if c.label == label), None)
-            if found is None:
-                continue
-            rows.append({"name": name, "kind": kind, "claim": number, "comparison": label,
-                         "diff": 100 * found.diff, "low": 100 * found.low, "high": 100 * found.high,
-                         "seeds": found.seeds, "verdict": judged[number].outcome,
-                         "evidence": evidence_text(judged[number]), **choices_of(spec, name)})
+            if found is not None:
+                rows.append({"name": name, "kind": kind, "claim": number, "comparison": label,
+                             "diff": 100 * found.diff, "low": 100 * found.low, "high": 100 * found.high,
+                             "seeds": found.seeds, "verdict": judged[number].outcome, **choices_of(spec, name)})
     return pd.DataFrame(rows)
+
+
+def verdicts(spec: dict[str, Any]) -> pd.DataFrame:
+    """One row per finished specification (or run) and claim it judges: verdict, its comparisons
+    for, against and open, and the seeds."""
+    return pd.DataFrame([{"name": name, "kind": kind, "claim": number, "verdict": found.outcome,
+                          "evidence": evidence_text(found), "seeds": max(c.seeds for c in by_claim[number])}
+                         for name, kind, by_claim, judged in _finished(spec) for number, found in judged.items()],
+                        columns=["name", "kind", "claim", "verdict", "evidence", "seeds"])
 
 
 def missing(spec: dict[str, Any]) -> list[str]:
@@ -104,29 +125,23 @@ def missing(spec: dict[str, Any]) -> list[str]:
             if not (snapshot_dir(spec, name) / "comparisons.csv").exists()]
 
 
-def specifications_markdown(spec: dict[str, Any], frame: pd.DataFrame) -> str:
-    """specifications.md: each claim's verdict under each finished specification, what it
-    changes, and per claim how many specifications support, contradict or leave it open."""
-    if frame.empty:
+def specifications_markdown(spec: dict[str, Any], frame: pd.DataFrame, judged: pd.DataFrame) -> str:
+    """specifications.md: each claim's verdict under each finished specification and run (from
+    ``judged``, :func:`verdicts`), what it changes, per claim how many specifications support,
+    contradict or leave it open, and the key comparisons' estimates (``frame``, :func:`curve`)."""
+    if judged.empty:
         raise ABCLError("no specification has finished: run make specifications first")
-    verdicts = frame.drop_duplicates(["name", "claim"]).pivot(index="name", columns="claim", values="verdict")
-    evidence = frame.drop_duplicates(["name", "claim"]).pivot(index="name", columns="claim", values="evidence")
-    names = list(dict.fromkeys(frame.name))
+    names = list(dict.fromkeys(judged.name))
     entries = {**spec["specifications"], **spec.get("runs", {})}
-    rows = []
-    for name in names:
-        changed = entries[name].get("choice", {})
-        row = {"specification": name, "changes": "; ".join(f"{k}: {v}" for k, v in changed.items()) or "nothing (ours)",
-               "seeds": str(int(frame[frame.name == name].seeds.max()))}
-        for number in CLAIMS:
-            shown = verdicts.get(number, {}).get(name) if number in verdicts else None
-            row[f"claim {number}"] = f"{shown} ({evidence.loc[name, number]})" if isinstance(shown, str) else "not judged"
-        rows.append(row)
-    counts = []
-    for number in CLAIMS:
-        said = verdicts[number].dropna() if number in verdicts else pd.Series(dtype=str)
-        counts.append({"claim": number, "specifications judging it": str(len(said)),
-                       **{word: str(int((said == word).sum())) for word in ("SUPPORTED", "CONTRADICTED", "NOT SHOWN")}})
+    cell = {(r.name, r.claim): f"{r.verdict} ({r.evidence})" for r in judged.itertuples()}
+    rows = [{"specification": name + ("" if name in spec["specifications"] else " (existing run)"),
+             "changes": "; ".join(f"{k}: {v}" for k, v in entries[name].get("choice", {}).items()) or "nothing (ours)",
+             "seeds": str(int(judged[judged.name == name].seeds.max())),
+             **{f"claim {n}": cell.get((name, n), "not judged") for n in CLAIMS}} for name in names]
+    own = judged[judged.kind == "specification"]
+    counts = [{"claim": n, "specifications judging it": str(int((own.claim == n).sum())),
+               **{word: str(int(((own.claim == n) & (own.verdict == word)).sum()))
+                  for word in ("SUPPORTED", "CONTRADICTED", "NOT SHOWN")}} for n in CLAIMS]
     estimates = frame.assign(estimate=[f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]" for d, lo, hi in
                                        zip(frame["diff"], frame.low, frame.high)])
     wide = estimates.pivot(index="name", columns="comparison", values="estimate").reindex(names).fillna("—")
@@ -136,7 +151,9 @@ def specifications_markdown(spec: dict[str, Any], frame: pd.DataFrame) -> str:
             "(one free choice of our reconstruction changed, docs/method.md) and under the existing runs; in "
             "brackets its comparisons for, against (Holm-adjusted) and open. Generated by `make specification-curve` "
             "from the snapshots in docs/runs/.\n\n" + markdown(pd.DataFrame(rows))
-            + "\nPer claim, how many specifications reach each verdict:\n\n" + markdown(pd.DataFrame(counts))
-            + "\nThe key comparisons, A − B in accuracy points (k-NN points for claim 3), mean [95% CI] over seeds "
-              "(`docs/specification_curve.png` draws them):\n\n" + markdown(wide)
+            + "\nPer claim, how many specifications (existing runs not counted) reach each verdict:\n\n"
+            + markdown(pd.DataFrame(counts))
+            + "\nThe key comparisons, A − B in accuracy points (k-NN points for claim 3), mean [95% CI] over seeds, "
+              "not adjusted for the claim's other comparisons (`docs/specification_curve.png` draws them):\n\n"
+            + markdown(wide)
             + (f"\nNot finished yet (no snapshot): {', '.join(not_yet)}.\n" if not_yet else ""))

@@ -73,6 +73,9 @@ MISTAKES = {  # command: (arguments, what its one line must say)
     "configurations": (["{run}"], "not a finished workflow run"),
     "snapshot": (["{run}", "--out", "{out}/snap"], "not a finished run (no claims.md): nothing to snapshot"),
     "resources": (["{run}", "--out", "{out}/r.yaml"], "no finished run to read"),
+    "pool": (["{run}", "{run}", "--out", "{out}/pooled"], "not a finished run's snapshot (no claims.md"),
+    "specification": (["nope"], "no specification 'nope'; declared: ours, basis-cosface"),
+    "specification-curve": (["--file", "{missing}"], "missing.csv: config file not found"),
     "power": (["{run}"], "comparisons.csv: missing; the claims rule writes it"),
     "leaderboard": (["--out-csv", "{out}/l.csv", "--out-md", "{out}/l.md", "SCE={garbage}"],
                     "garbage.csv: not an evaluation CSV"),
@@ -114,6 +117,19 @@ def test_claims_writes_comparisons_only_with_the_protocol_they_pool_by(tmp_path,
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == ("abcl claims: error: claims --comparisons needs --config or --protocol: "
                                  "comparisons.csv records the protocol that abcl power pools runs by"), err
+
+
+def test_claims_judged_need_their_inputs_and_no_others(tmp_path, capsys):
+    """--judge 2 4 (a specification): Fig. 1's and the table's evaluations, no Fig. 2 or Fig. 3."""
+    from abcl.cli import main
+    missing = str(tmp_path / "missing.csv")
+    code = main(["claims", "--judge", "2", "4", "--fig1", f"X={missing}", "--correct", missing,
+                 "--dataset-record", missing, "--out", str(tmp_path / "c.md")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "abcl claims: error: judging claims 2, 4 needs --table", err
+    code = main(["claims", "--judge", "2", "4", "--fig1", f"X={missing}", "--table", f"SCE={missing}",
+                 "--correct", missing, "--dataset-record", missing, "--out", str(tmp_path / "c.md")])
+    assert code == 2 and "missing.csv: file not found" in capsys.readouterr().err  # past the check: reads files
 
 
 def test_validate_config_and_plan_separate_the_adversarial_target(capsys):

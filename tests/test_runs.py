@@ -18,13 +18,20 @@ COMPARISON_ROW = re.compile(r"^\| (?:ABCL|CosFace|s=4) vs .*$", re.M)
 
 
 def _stages(tmp_path: Path, seeds: list[list[int]]) -> list[Path]:
-    """The committed interim snapshot cut into stages by seed (each keeps its other files)."""
+    """The committed interim snapshot cut into stages by seed: each stage's comparisons.csv its
+    seeds' rows, its claims.md and table.csv saying it ran those seeds (table.csv keeps the
+    four-seed means: only the seed counts are the stage's)."""
     frame = pd.read_csv(INTERIM / "comparisons.csv", dtype={"protocol": str})
     folders = []
     for i, part in enumerate(seeds):
         folder = tmp_path / f"stage{i}"
         shutil.copytree(INTERIM, folder)
         frame[frame.seed.isin(part)].to_csv(folder / "comparisons.csv", index=False)
+        header = f"from {len(part)} seed(s) ({', '.join(map(str, part))})"
+        text = (INTERIM / "claims.md").read_text().replace("from 4 seed(s) (100, 101, 103, 104)", header)
+        (folder / "claims.md").write_text(text)
+        table = pd.read_csv(INTERIM / "table.csv")
+        table.assign(seeds=[min(k, len(part)) for k in table.seeds]).to_csv(folder / "table.csv", index=False)
         folders.append(folder)
     return folders
 
@@ -57,9 +64,36 @@ def test_pooled_stages_reach_the_verdicts_of_one_run(tmp_path):
     assert "4 seeds in all (100, 101, 103, 104): `stage0` (seeds 100, 101: " in pooled and "`stage2` (seeds 104: " in pooled
     assert "**Network:** the AlexNet-style net" in pooled
     assert list(pd.read_csv(out / "stages.csv").seeds) == ["100 101", "103", "104"]
+    assert pd.read_csv(out / "table.csv").seeds.max() == 4
     # README's block reads it like a run, and checks claims.md against comparisons.csv
     block = configurations_markdown([out])
     assert "NOT SHOWN (4 for, 0 against, 4 open)" in block
+
+
+def test_pooled_table_of_seeds_that_all_score_alike_keeps_the_images_interval():
+    parts = [pd.Series([0.97, 0.97, 0.97]), pd.Series([0.97, 0.97])]
+
+    def table(values):
+        return pd.DataFrame([{"model": "SCE", "evaluation": "clean", **{
+            k: v for k, v in summarize(values, 400).items() if k != "half"}, "n_images": 400}])
+    pooled, whole = pooled_table([table(p) for p in parts]).iloc[0], table(pd.concat(parts)).iloc[0]
+    assert pooled.sd == 0 and (pooled.ci95_low, pooled.ci95_high) == pytest.approx((whole.ci95_low, whole.ci95_high))
+    assert pooled.ci95_high > pooled.ci95_low  # Wilson over 5 x 400 images, not a zero-width t-interval
+
+
+def test_a_stage_without_per_seed_comparisons_is_refused(tmp_path):
+    """One seed: claims.md compares test images (McNemar), comparisons.csv has no row of that seed."""
+    first, second = _stages(tmp_path, [[100, 101, 103], [104]])
+    frame = pd.read_csv(second / "comparisons.csv", dtype={"protocol": str})
+    frame.iloc[:0].to_csv(second / "comparisons.csv", index=False)
+    with pytest.raises(ABCLError, match="stage1: its comparisons.csv holds no per-seed row .* two or more seeds"):
+        pool_stages([first, second], tmp_path / "out")
+    # a stage whose comparisons.csv lacks one of the seeds it ran
+    first, second = _stages(tmp_path / "lacking", [[100, 101], [103, 104]])
+    frame = pd.read_csv(second / "comparisons.csv", dtype={"protocol": str})
+    frame[frame.seed == 103].to_csv(second / "comparisons.csv", index=False)
+    with pytest.raises(ABCLError, match="holds seeds 103, but it ran 103, 104"):
+        pool_stages([first, second], tmp_path / "out")
 
 
 def test_pool_refuses_what_is_not_one_run(tmp_path):

@@ -325,3 +325,21 @@ def test_the_workflow_refuses_what_validate_config_refuses(workdir):
     printed = empty.stdout + empty.stderr
     assert empty.returncode != 0 and "InputFunctionException" not in printed
     assert "this config trains no adversarial grid: set adversarial.methods (pgd, trades)" in printed
+
+
+def test_a_specification_plans_only_the_models_its_claims_compare_and_no_figure(workdir):
+    """claims.judge [2, 4] (config/specifications.yaml's ab-linear): HT-SCE 0/0 and ABCL for claim
+    2, the table's four for claim 4, on each seed; claims.md is the target, no figure is drawn."""
+    import yaml
+
+    from abcl.specifications import load, overlay
+    spec = load(ROOT / "config" / "specifications.yaml")
+    path = workdir / "ab-linear.yaml"
+    path.write_text(yaml.safe_dump(overlay(spec, "ab-linear")))
+    jobs = planned_jobs(snakemake("-n", "--configfile", "config/config.yaml", str(path), cwd=workdir).stdout)
+    models = 4 * len(spec["seeds"])  # SCE, CosFace, HT-SCE (Fig. 1's 0/0), ABCL (Fig. 1's 512/64)
+    assert jobs == Counter({"prepare_data": 1, "train": models, "evaluate": models, "masking": 1, "claims": 1,
+                            "all": 1})
+    printed = snakemake("-n", "-p", "--configfile", "config/config.yaml", str(path), "--forcerun", "claims",
+                        cwd=workdir).stdout
+    assert "abcl claims --judge 2 4 --fig1 " in printed and "--separability" not in printed
