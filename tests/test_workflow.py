@@ -343,3 +343,4 @@ def test_a_specification_plans_only_the_models_its_claims_compare_and_no_figure(
     printed = snakemake("-n", "-p", "--configfile", "config/config.yaml", str(path), "--forcerun", "claims",
                         cwd=workdir).stdout
     assert "abcl claims --judge 2 4 --fig1 " in printed and "--separability" not in printed
+    assert "--masking results/mnist5k-spec-ab-linear/masking.csv --correct" in printed

@@ -168,8 +168,10 @@ def if_planned(output, files):
 
 
 def flag(name, files):
-    """``--name FILE`` for a rule's optional input, "" where it has none."""
-    return f"{name} {' '.join(map(str, files))}" if len(files) else ""
+    """``--name FILE`` for a rule's optional input, "" where it has none (Snakemake hands over
+    one file as a string, none as an empty list)."""
+    files = [files] if isinstance(files, str) else list(files)
+    return f"{name} {' '.join(map(str, files))}" if files else ""
 
 
 def final_outputs():
