@@ -280,7 +280,8 @@ def fingerprint_header(parts: tuple[str, ...] = FINGERPRINT_PARTS) -> str:
     told = f"{machine['cpu']} ({machine['cpu_vendor']}, widest ISA {machine['cpu_isa']})"
     if seen is None:
         where = f"{told} from /proc/cpuinfo (CPUID unread)"
-    elif (seen["cpu_vendor"], seen["cpu_isa"]) == (machine["cpu_vendor"], machine["cpu_isa"]):
+    elif (seen["cpu"].split(), seen["cpu_vendor"], seen["cpu_isa"]) == (
+            machine["cpu"].split(), machine["cpu_vendor"], machine["cpu_isa"]):
         where = f"{seen['cpu']} ({seen['cpu_vendor']}, widest ISA {seen['cpu_isa']}; CPUID and /proc/cpuinfo agree)"
     else:
         where = (f"CPUID: {seen['cpu']} ({seen['cpu_vendor']}, widest ISA {seen['cpu_isa']}); /proc/cpuinfo: {told}, "

@@ -62,7 +62,9 @@ def test_the_header_names_the_cpu_the_kernels_saw(monkeypatch):
     assert header.startswith("# CPUID: AMD EPYC-Rome Processor (AuthenticAMD, widest ISA avx2); /proc/cpuinfo: "
                              "Intel(R) Xeon(R) Processor (GenuineIntel, widest ISA avx512), the host's")
     assert header.rstrip().endswith("1 thread; parts primitives, heads")
-    monkeypatch.setattr(kernels, "cpuid_cpu", lambda: dict(host))
+    monkeypatch.setattr(kernels, "cpuid_cpu", lambda: {**host, "cpu": "Intel Core Processor (Haswell)"})
+    assert kernels.fingerprint_header().startswith("# CPUID: Intel Core Processor (Haswell) (GenuineIntel")
+    monkeypatch.setattr(kernels, "cpuid_cpu", lambda: {**host, "cpu": " Intel(R)  Xeon(R) Processor"})
     assert "CPUID and /proc/cpuinfo agree" in kernels.fingerprint_header()
     assert "parts" not in kernels.fingerprint_header()
 
