@@ -386,8 +386,9 @@ def cmd_specification(args: argparse.Namespace, config: dict | None) -> None:
     from abcl import specifications
     from abcl.records import atomic_path
     spec = specifications.load(args.file)
-    if args.names or args.base:
-        print(" ".join(spec["specifications"]) if args.names else spec["base"])
+    if args.names or args.base or args.to_run:
+        print(" ".join(specifications.to_run(spec)) if args.to_run
+              else " ".join(spec["specifications"]) if args.names else spec["base"])
         return
     if not args.name:
         raise ABCLError("name a specification (abcl specification --names lists them)")
@@ -681,6 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default="config/specifications.yaml", help="the specifications (default: %(default)s)")
     p.add_argument("--names", action="store_true", help="list the specifications' names")
     p.add_argument("--base", action="store_true", help="print the config every specification overlays")
+    p.add_argument("--to-run", action="store_true",
+                   help="list the specifications whose snapshot lacks a claim they judge (make specifications runs them)")
     p.add_argument("--out", help="write the overlay here too")
 
     p = command("specification-curve", cmd_specification_curve, "the specification curve and specifications.md",

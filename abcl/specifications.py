@@ -119,10 +119,27 @@ def verdicts(spec: dict[str, Any]) -> pd.DataFrame:
                         columns=["name", "kind", "claim", "verdict", "evidence", "seeds"])
 
 
+def to_run(spec: dict[str, Any]) -> dict[str, list[int]]:
+    """Each declared specification whose snapshot lacks claims it judges, with those claims (all
+    of them where it has no snapshot): `make specifications` runs these."""
+    left = {}
+    for name, entry in spec["specifications"].items():
+        path = snapshot_dir(spec, name) / "comparisons.csv"
+        done = {int(c) for c in pd.read_csv(path).claim} if path.exists() else set()
+        if set(entry["judge"]) - done:
+            left[name] = sorted(set(entry["judge"]) - done)
+    return left
+
+
 def missing(spec: dict[str, Any]) -> list[str]:
-    """The declared specifications and runs that have no finished snapshot yet."""
-    return [name for name in [*spec["specifications"], *spec.get("runs", {})]
-            if not (snapshot_dir(spec, name) / "comparisons.csv").exists()]
+    """The declared specifications and runs that have no finished snapshot yet, or judge fewer
+    claims than declared ("ours (claims 1, 3 to run)")."""
+    left = to_run(spec)
+    return [f"{name} (claims {', '.join(map(str, left[name]))} to run)"
+            if name in left and (snapshot_dir(spec, name) / "comparisons.csv").exists() else name
+            for name in [*spec["specifications"], *spec.get("runs", {})]
+            if name in left or (name in spec.get("runs", {})
+                                and not (snapshot_dir(spec, name) / "comparisons.csv").exists())]
 
 
 def specifications_markdown(spec: dict[str, Any], frame: pd.DataFrame, judged: pd.DataFrame) -> str:

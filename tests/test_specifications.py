@@ -95,3 +95,15 @@ def test_the_figure_is_drawn(tmp_path, monkeypatch):
                    for row in panel.itertuples())
     bim = drawn[drawn.comparison == "ABCL vs CosFace, BIM L∞ ε=0.2"].sort_values("position")
     assert list(bim.name) == ["ab-linear", "ours"]  # ab-linear's copy sits 5 points lower
+
+
+def test_a_snapshot_that_judged_fewer_claims_is_still_to_run(tmp_path, monkeypatch):
+    """`make specifications` reruns a specification until its snapshot judges every claim it declares."""
+    import abcl.specifications as specifications
+    from abcl.specifications import to_run
+    spec = _spec_with_snapshots(tmp_path)
+    monkeypatch.setattr(specifications, "SNAPSHOTS", tmp_path)
+    assert "ours" not in to_run(spec) and to_run(spec)["ab-no-warmup"] == [2, 4]
+    frame = pd.read_csv(tmp_path / "spec-ours" / "comparisons.csv", dtype={"protocol": str})
+    frame[frame.claim.isin([2, 4])].to_csv(tmp_path / "spec-ours" / "comparisons.csv", index=False)
+    assert to_run(spec)["ours"] == [1, 3] and "ours (claims 1, 3 to run)" in missing(spec)
