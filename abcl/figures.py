@@ -182,7 +182,7 @@ def specification_curve(frame: pd.DataFrame, choices: dict[str, list], out_png: 
     nrows = -(-len(comparisons) // ncols)
     matrix_height = 0.22 * max(len(shown), 1)
     fig = plt.figure(figsize=(max(5.5, 0.45 * n_specs + 2.5) * ncols, (2.6 + matrix_height) * nrows))
-    outer = fig.add_gridspec(nrows, ncols, hspace=0.55, wspace=0.35, top=1 - 0.5 / fig.get_figheight())
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.55, wspace=0.6, top=1 - 1.0 / fig.get_figheight())
     colours = {"for": "#1b7837", "against": "#b2182b", "open": "#808080"}
     drawn = []
     for index, comparison in enumerate(comparisons):
@@ -207,8 +207,8 @@ def specification_curve(frame: pd.DataFrame, choices: dict[str, list], out_png: 
         bottom.set_xlim(top.get_xlim())
         bottom.set_xticks(range(len(rows)), rows.name, rotation=60, ha="right", fontsize=7)
         bottom.grid(axis="y", linewidth=0.3)
-    fig.suptitle("Specification curve: A − B, mean and 95% CI over seeds, per specification (circles) and existing "
-                 "run (squares); green: the interval above 0, red: below, grey: across (each comparison's own "
-                 "interval; verdicts, Holm over a claim's comparisons: specifications.md)", fontsize=8, wrap=True)
+    fig.suptitle("Specification curve: A − B, mean and 95% CI over seeds, per specification (circles) and existing run "
+                 "(squares)\ngreen: the interval above 0, red: below, grey: across (each comparison's own interval; "
+                 "the verdicts, Holm over a claim's comparisons, are in specifications.md)", fontsize=8)
     save_figure(fig, out_png)
     return pd.concat(drawn, ignore_index=True)
