@@ -477,6 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "docs/reproducibility.md), a tier "
                 "by name, or fast", choices=list(MODES))
 
+    def verdict_rule(p: argparse.ArgumentParser) -> None:
+        """The verdict rule's level and the precision the power analysis aims at."""
+        setting(p, "--alpha", "claims.alpha", "family-wise error rate of each claim (Holm)", type=float)
+        setting(p, "--precision-points", "claims.precision_points", "the 95%% CI half-width (points) to aim at",
+                type=float)
+
     def overlays(p: argparse.ArgumentParser) -> None:
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config key, as snakemake --config does (dotted keys reach nested ones: "
@@ -642,9 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "to contradict the claim at the verdict rule's level (statsmodels' TTestPower).")
     p.add_argument("results", nargs="*", help="results/<dataset>[-<tag>] folders of finished runs")
     p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")
-    setting(p, "--alpha", "claims.alpha", "family-wise error rate of each claim (Holm)", type=float)
-    setting(p, "--precision-points", "claims.precision_points", "the 95%% CI half-width (points) to aim at",
-            type=float)
+    verdict_rule(p)
 
     p = command("configurations", cmd_configurations, "verdicts and accuracies of several runs side by side",
                 "The claims' verdicts and the compared models' accuracies of several workflow runs side by side "
@@ -670,9 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "stages of different experiments, datasets or wordings, and a seed that gives two results.")
     p.add_argument("stages", nargs="+", help="the stages' snapshot folders (docs/runs/...)")
     p.add_argument("--out", required=True, help="the pooled snapshot folder, e.g. docs/runs/mnist5k-alexnet")
-    setting(p, "--alpha", "claims.alpha", "family-wise error rate of each claim (Holm)", type=float)
-    setting(p, "--precision-points", "claims.precision_points", "the 95%% CI half-width (points) to aim at",
-            type=float)
+    verdict_rule(p)
 
     p = command("specification", cmd_specification, "one specification's config overlay (the curve's runs)",
                 "Writes the config overlay that runs a specification of config/specifications.yaml through the "
