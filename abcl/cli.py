@@ -669,7 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("pool", cmd_pool, "one run's verdicts from the snapshots of its stages (each some of its seeds)",
                 "Joins the snapshots of a run's stages, each of which ran some of the run's seeds in a folder of its "
-                "own (make alexnet-stage), into one snapshot judged over every seed: claims.md, comparisons.csv, "
+                "own (make stage), into one snapshot judged over every seed: claims.md, comparisons.csv, "
                 "table.csv/.md pooled exactly, masking.csv, separability.csv, jobs.csv and stages.csv. Refuses "
                 "stages of different experiments, datasets or wordings, and a seed that gives two results.")
     p.add_argument("stages", nargs="+", help="the stages' snapshot folders (docs/runs/...)")

@@ -209,11 +209,11 @@ def test_plan_gives_fewer_seeds_only_to_models_no_claim_reads():
 
 
 def test_a_later_stage_trains_only_what_the_claims_read():
-    """config/alexnet-stage.yaml: eval.full_seeds and eval.figure_seeds at 0 mean none (null: every
+    """config/stage.yaml: eval.full_seeds and eval.figure_seeds at 0 mean none (null: every
     seed), so a stage that follows the first runs no adaptive attack and no drawn-only cell."""
     from abcl.config import resolve_config
     from abcl.plan import experiment_plan, results_dir
-    config = resolve_config(["config/alexnet.yaml", "config/alexnet-stage.yaml"],
+    config = resolve_config(["config/alexnet.yaml", "config/stage.yaml"],
                             {"tag": "alexnet-seeds102-105", "seeds": ["102", "105"]})
     plan = experiment_plan(config)
     assert results_dir(config) == "results/mnist5k-alexnet-seeds102-105"
@@ -223,6 +223,29 @@ def test_a_later_stage_trains_only_what_the_claims_read():
     assert all(len(options["eps"]) == 1 for run in claimed for options in run.attacks.values())
     assert len(claimed) == 2 * 8  # per seed: Fig. 2's four scales, SCE, CosFace, HT-SCE, ABCL
     assert len(plan.for_output("fig3")) == 2 * 3
+
+
+@pytest.mark.parametrize("run, first, folder", [("alexnet", "", "results/mnist5k-alexnet-seeds107-108"),
+                                                ("cpu-full", "1", "results/mnist-cpu-full-seeds0-1")])
+def test_make_stage_runs_the_folder_it_snapshots(run, first, folder):
+    """`make stage`: a later stage adds config/stage.yaml, the first (FIRST=1) runs the run's own
+    config; the folder the workflow writes (its plan's results_dir) is the one the recipe
+    snapshots, so no stage is snapshotted from another folder."""
+    import shlex
+    import subprocess
+    from abcl.config import resolve_config
+    from abcl.plan import results_dir
+    seeds = folder.rsplit("seeds", 1)[1].replace("-", ",")
+    recipe = subprocess.run(["make", "-n", "-o", "setup", "stage", f"RUN={run}", f"SEEDS={seeds}", f"FIRST={first}"],
+                            capture_output=True, text=True, check=True).stdout
+    words = shlex.split(recipe.split("snakemake", 1)[1].split("folder=")[0].replace("\\\n", " "))
+    configfiles = words[words.index("--configfile") + 1:words.index("--config")]
+    assert configfiles == [f"config/{run}.yaml"] + ([] if first else ["config/stage.yaml"])
+    tag, seed_list = words[words.index("--config") + 1:][:2]
+    config = resolve_config(configfiles, {"tag": tag.split("=", 1)[1],
+                                          "seeds": seed_list.split("=", 1)[1].strip("[]").split(",")})
+    assert results_dir(config) == folder
+    assert f"ls -d results/*-{tag.split('=', 1)[1]}" in recipe
 
 
 def test_plan_names_each_model_once_and_gives_adaptive_attacks_to_the_table_only():
