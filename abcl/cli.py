@@ -473,8 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
         setting(p, "--threads", "train.threads", "CPU threads", type=int)
         setting(p, "--kernels", "train.kernels", "CPU kernels: portable (the widest tier this CPU runs: "
                 "portable-avx512, portable-avx2 or portable-baseline, pinned so that a tier gives the same bits on every "
-                "CPU that runs it; avx2 and baseline shown on an Intel Xeon and an AMD EPYC, avx512 on the Xeon only: "
-                "docs/reproducibility.md), a tier "
+                "CPU that runs it; fingerprints shown equal on an Intel Xeon and AMD EPYC Zen 3 and Zen 4, what was "
+                "shown where: docs/reproducibility.md), a tier "
                 "by name, or fast", choices=list(MODES))
 
     def verdict_rule(p: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
-"""CPU kernels: portable (the same bits on Intel and AMD CPUs) or fast (whatever this CPU does best).
+"""CPU kernels: portable (pinned to give the same bits on Intel and AMD CPUs of a tier: shown on an
+Intel Xeon and AMD EPYC Zen 3 and Zen 4, docs/reproducibility.md) or fast (whatever this CPU does best).
 
 PyTorch picks its CPU kernels by instruction set, and the libraries under it pick code paths by
 CPU, so the same seed trains different weights on different CPUs (and the difference grows

@@ -78,6 +78,10 @@ def test_the_curve_reads_each_finished_snapshot(tmp_path, monkeypatch):
     text = specifications_markdown(spec, frame, verdicts(spec))
     assert "| ab-linear " in text and "AB terms' form: linear" in text and "Not finished yet" in text
     assert "NOT SHOWN (4 for, 0 against, 4 open)" in text  # ours: the interim's claim 4
+    verdict_rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")]
+                    for line in text.splitlines() if "AB terms' form" in line or "nothing (ours)" in line}
+    assert "small net · 4,000 images" in verdict_rows["ab-linear"]  # each verdict names its network
+    assert "small net · 4,000 images" in verdict_rows["ours"]
 
 
 def test_the_figure_is_drawn(tmp_path, monkeypatch):
