@@ -606,3 +606,20 @@ def test_one_mean_shows_the_same_digits_in_table_md_and_readme():
     mean = stats_table(evals).set_index("evaluation").loc["clean", "mean"]
     assert _pct(mean) == percent(mean) == "96.9"
     assert [percent(x) for x in (0.96849999, 0.0005, 1.0, 0.0, float("nan"))] == ["96.8", "0.1", "100.0", "0.0", "nan"]
+
+
+def test_fig3_title_names_the_seed_whose_networks_it_draws(tmp_path, monkeypatch):
+    """Fig. 3 draws one network per loss: its title names their seed, taken from the scores."""
+    from abcl import figures
+    titles = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: titles.append(fig.get_suptitle()))
+    rng = np.random.default_rng(0)
+    sets = list(figures.SET_TITLES)
+    frame = pd.DataFrame({"set": np.repeat(sets, 10), "label": np.tile(np.arange(10), len(sets)),
+                          "tsne_x": rng.normal(size=10 * len(sets)), "tsne_y": rng.normal(size=10 * len(sets)),
+                          "knn_correct": True})
+    scores = pd.DataFrame({"set": sets, "silhouette": 0.1, "tsne_knn_accuracy": 0.9, "seed": 7})
+    figures.fig3_tsne({"SCE": frame, "ABCL": frame}, tmp_path / "fig3.png", {"SCE": scores, "ABCL": scores}, seed=7)
+    figures.fig3_tsne({"SCE": frame}, tmp_path / "fig3.png")
+    assert titles[0].endswith("(one network per loss, seed 7)")
+    assert "seed" not in titles[1]
