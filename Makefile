@@ -61,7 +61,8 @@ alexnet-stage:  ## make stage RUN=alexnet (SEEDS=102,105,106)
 	$(MAKE) stage RUN=alexnet SEEDS=$(SEEDS)
 
 # each run's verdicts over every seed from its stages' snapshots (docs/runs/README.md lists them)
-ALEXNET_STAGES = mnist5k-alexnet-interim mnist5k-alexnet-seeds102-105-106 mnist5k-alexnet-seeds107-108-109
+# seeds 107-109 still to run (make stage RUN=alexnet SEEDS=107,108,109), then named here and pooled again
+ALEXNET_STAGES = mnist5k-alexnet-interim mnist5k-alexnet-seeds102-105-106
 alexnet-pool: setup  ## docs/runs/mnist5k-alexnet from the stages' per-seed comparisons (abcl pool)
 	$(BIN)/abcl pool $(addprefix docs/runs/,$(ALEXNET_STAGES)) --out docs/runs/mnist5k-alexnet
 CPU_FULL_STAGES = mnist-cpu-full-seeds0-1-2-3-4-5-6-7-8-9 mnist-cpu-full-seeds10-11-12-13-14-15-16-17-18-19
