@@ -150,7 +150,7 @@ def _where_claims_stand(verdicts: dict[str, dict[str, str]], columns: list[str])
             word = by_column.get(column, "not run").split(" (")[0]
             if word != "not run":
                 said.setdefault(word, []).append(column.split(": ", 1)[-1])
-        parts = [f"{word} on the {'; on the '.join(runs)}" for word, runs in said.items()]
+        parts = [f"{word} on the {' and on the '.join(runs)}" for word, runs in said.items()]
         lines.append(f"- Claim {claim.split(' ', 1)[0]}: " + ("; ".join(parts) if parts else "not run") + ".")
     return "\n".join(lines) + "\n"
 
