@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 LIGHT  ?= .venv-light
 CORES  ?= 2
 
-.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full alexnet stage alexnet-stage alexnet-pool cpu-full-pool fingerprint-emulated specification specifications specification-curve specifications-dry-run readme-configurations reproduce
+.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full alexnet stage alexnet-pool cpu-full-pool fingerprint-emulated specification specifications specification-curve specifications-dry-run readme-configurations reproduce
 
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,9 +56,6 @@ stage: setup  ## some seeds of a long run (RUN=alexnet|cpu-full SEEDS=a,b,c [FIR
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/$(RUN).yaml $(if $(FIRST),,config/stage.yaml) \
 	  --config tag=$(STAGE_TAG) "seeds=[$(SEEDS)]"
 	folder=$$(ls -d results/*-$(STAGE_TAG)) && $(BIN)/abcl snapshot $$folder --out docs/runs/$$(basename $$folder)
-
-alexnet-stage:  ## make stage RUN=alexnet (SEEDS=102,105,106)
-	$(MAKE) stage RUN=alexnet SEEDS=$(SEEDS)
 
 # each run's verdicts over every seed from its stages' snapshots (docs/runs/README.md lists them)
 # seeds 107-109 still to run (make stage RUN=alexnet SEEDS=107,108,109), then named here and pooled again
