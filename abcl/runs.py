@@ -16,7 +16,7 @@ from abcl.claims import _pct
 from abcl.plan import ABCL, COSFACE, SCE
 from abcl.report import NETWORKS, PRECISION_POINTS, against_text, evidence_text
 from abcl.statistics import ALPHA, Comparison, Verdict, verdict
-from abcl.tables import markdown, percent
+from abcl.tables import compact_markdown, markdown, percent
 
 SUMMARY_EVALUATIONS = ("clean", "FGSM L∞ ε=0.2", "BIM L∞ ε=0.2", "FGSM L2 ε=2", "BIM L2 ε=2", "AutoAttack L∞ ε=0.2")
 _VERDICT = re.compile(r"^## (Claim \d+)[^\n]*\n\n\*\*Verdict: ([A-Z ]+)", re.M)
@@ -140,8 +140,9 @@ def run_header(folder: Path, arch: str, n_train: int, seeds: int) -> str:
 
 
 def _where_claims_stand(verdicts: dict[str, dict[str, str]], columns: list[str]) -> str:
-    """Per claim, on which runs (network, images, seeds) it fails, holds or stays open, in words."""
-    lines = []
+    """Per claim, on which runs (network, images, seeds) it fails, holds or stays open, in words;
+    claims that every run judges alike share a line."""
+    said_by_claim = {}
     for claim, by_column in verdicts.items():
         if not claim[0].isdigit():
             continue
@@ -151,8 +152,17 @@ def _where_claims_stand(verdicts: dict[str, dict[str, str]], columns: list[str])
             if word != "not run":
                 said.setdefault(word, []).append(column.split(": ", 1)[-1])
         parts = [f"{word} on the {' and on the '.join(runs)}" for word, runs in said.items()]
-        lines.append(f"- Claim {claim.split(' ', 1)[0]}: " + ("; ".join(parts) if parts else "not run") + ".")
-    return "\n".join(lines) + "\n"
+        said_by_claim.setdefault("; ".join(parts) if parts else "not run", []).append(claim.split(" ", 1)[0])
+    return "".join(f"- Claim{'s' * (len(numbers) > 1)} {_numbers_text(numbers)}: {words}.\n"
+                   for words, numbers in said_by_claim.items())
+
+
+def _numbers_text(numbers: list[str]) -> str:
+    """["2", "3", "4"] -> "2-4"; ["1", "5"] -> "1 and 5"."""
+    values = [int(n) for n in numbers]
+    if len(values) > 2 and values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}-{values[-1]}"
+    return ", ".join(numbers[:-1]) + (" and " if len(numbers) > 1 else "") + numbers[-1]
 
 
 def configurations_markdown(results_dirs: list[Path]) -> str:
@@ -207,13 +217,13 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
     accuracy = pd.DataFrame(numbers, columns=["run", "model", *order]).astype(object).fillna("")
     against = "".join(f"- {CLAIM_LABELS.get(claim, claim)}: " + "; ".join(runs) + ".\n"
                       for claim, runs in sorted(failing.items()))
-    return (markdown(claims_table)
+    return (compact_markdown(claims_table)
             + "\nEach verdict counts its comparisons (`claims.md`): for the claim, against it (Holm-adjusted), open. "
               "One against makes a claim CONTRADICTED, whatever the others read.\n\n"
             + "Where each claim stands, by network, training images and seeds:\n\n"
             + _where_claims_stand(verdicts, columns)
             + ("\nWhat goes against each claim:\n\n" + against if against else "")
-            + "\nAccuracy (%), mean over seeds (`table.csv`):\n\n" + markdown(accuracy))
+            + "\nAccuracy (%), mean over seeds (`table.csv`):\n\n" + compact_markdown(accuracy))
 
 
 # ---------------------------------------------------------------- the stages of one run, pooled

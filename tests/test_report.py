@@ -383,8 +383,11 @@ def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
     assert claim5.split("|")[3].strip() == "NOT SHOWN (adversarial.md, `make adversarial`)"
     assert "- 4 (table): ABCL more robust to FGSM and BIM than SCE and CosFace: small net · 60,000 images · 3 seeds: " \
            "ABCL below CosFace at BIM L∞ ε=0.2, BIM L2 ε=2." in lines
-    assert ("- Claim 4: NOT SHOWN on the small net · 4,000 images · 3 seeds; CONTRADICTED on the small net · "
+    # claims that every run judges alike share a line
+    assert ("- Claims 3 and 4: NOT SHOWN on the small net · 4,000 images · 3 seeds; CONTRADICTED on the small net · "
             "60,000 images · 3 seeds.") in lines
+    assert "- Claim 1: NOT SHOWN on the small net · 4,000 images · 3 seeds; SUPPORTED on the small net · " \
+           "60,000 images · 3 seeds." in lines
     assert any(line.startswith("| small net · 60,000 images · 3 seeds | ABCL ") and "| 71.5 " in line
                for line in lines)
     assert "AutoAttack L∞ ε=0.2 (10 it., 500 q.)" in next(line for line in lines if line.startswith("| run "))
