@@ -119,25 +119,41 @@ def verdicts(spec: dict[str, Any]) -> pd.DataFrame:
                         columns=["name", "kind", "claim", "verdict", "evidence", "seeds"])
 
 
+def _other_tiers(spec: dict[str, Any], name: str) -> list[str]:
+    """The kernel tiers a specification's snapshot ran in that the shared overlay does not pin
+    (its machines.csv): such a snapshot differs from the others in more than its choice."""
+    pinned = overlay(spec, name).get("train", {}).get("kernels", "")
+    machines = snapshot_dir(spec, name) / "machines.csv"
+    if not pinned.startswith("portable-") or not machines.exists():
+        return []
+    return sorted(set(pd.read_csv(machines).kernels) - {pinned})
+
+
 def to_run(spec: dict[str, Any]) -> dict[str, list[int]]:
     """Each declared specification whose snapshot lacks claims it judges, with those claims (all
-    of them where it has no snapshot): `make specifications` runs these."""
+    of them where it has no snapshot, or ran in another kernel tier than the one pinned): `make
+    specifications` runs these."""
     left = {}
     for name, entry in spec["specifications"].items():
         path = snapshot_dir(spec, name) / "comparisons.csv"
-        done = {int(c) for c in pd.read_csv(path).claim} if path.exists() else set()
+        done = {int(c) for c in pd.read_csv(path).claim} if path.exists() and not _other_tiers(spec, name) else set()
         if set(entry["judge"]) - done:
             left[name] = sorted(set(entry["judge"]) - done)
     return left
 
 
 def missing(spec: dict[str, Any]) -> list[str]:
-    """The declared specifications and runs that have no finished snapshot yet, or judge fewer
-    claims than declared ("ours (claims 1, 3 to run)")."""
+    """The declared specifications and runs that have no finished snapshot yet, judge fewer claims
+    than declared ("ours (claims 1, 3 to run)") or ran in another kernel tier."""
     left = to_run(spec)
-    return [f"{name} (claims {', '.join(map(str, left[name]))} to run)"
-            if name in left and (snapshot_dir(spec, name) / "comparisons.csv").exists() else name
-            for name in [*spec["specifications"], *spec.get("runs", {})]
+
+    def why(name: str) -> str:
+        if name not in left or not (snapshot_dir(spec, name) / "comparisons.csv").exists():
+            return name
+        if _other_tiers(spec, name):
+            return f"{name} (ran in {', '.join(_other_tiers(spec, name))}: to rerun in the pinned tier)"
+        return f"{name} (claims {', '.join(map(str, left[name]))} to run)"
+    return [why(name) for name in [*spec["specifications"], *spec.get("runs", {})]
             if name in left or (name in spec.get("runs", {})
                                 and not (snapshot_dir(spec, name) / "comparisons.csv").exists())]
 

@@ -111,3 +111,12 @@ def test_a_snapshot_that_judged_fewer_claims_is_still_to_run(tmp_path, monkeypat
     frame = pd.read_csv(tmp_path / "spec-ours" / "comparisons.csv", dtype={"protocol": str})
     frame[frame.claim.isin([2, 4])].to_csv(tmp_path / "spec-ours" / "comparisons.csv", index=False)
     assert to_run(spec)["ours"] == [1, 3] and "ours (claims 1, 3 to run)" in missing(spec)
+    # a snapshot drawn in another kernel tier than the specifications pin differs in more than its
+    # choice: it is rerun whole
+    assert spec["overlay"]["train"]["kernels"] == "portable-avx2"
+    machines = "device,kernels,cpu,cpu_vendor,cpu_isa,torch,trainings\ncpu,{},AMD EPYC,AuthenticAMD,avx512,2.14.1,32\n"
+    (tmp_path / "spec-ab-linear" / "machines.csv").write_text(machines.format("portable-avx2"))
+    assert "ab-linear" not in to_run(spec)
+    (tmp_path / "spec-ab-linear" / "machines.csv").write_text(machines.format("portable-avx512"))
+    assert to_run(spec)["ab-linear"] == [2, 4]
+    assert "ab-linear (ran in portable-avx512: to rerun in the pinned tier)" in missing(spec)
