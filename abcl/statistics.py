@@ -152,6 +152,37 @@ def compare_seeds(label: str, a: pd.Series, b: pd.Series, kind: str = SUPERIOR, 
                       settings)
 
 
+@dataclass(frozen=True)
+class Shift:
+    """How far one comparison's mean difference moves from run A to run B (fractions)."""
+
+    label: str
+    diff: float  # mean d in B minus mean d in A
+    low: float  # its 95% CI (Welch)
+    high: float
+    t: float
+    df: float  # Welch-Satterthwaite degrees of freedom
+    p: float  # two-sided, unadjusted
+
+
+def shift_between(a: Comparison, b: Comparison) -> Shift:
+    """The same comparison in two runs that differ in one setting (a network, a data size): the
+    change of its mean per-seed difference, Δ = mean(d_B) − mean(d_A), with Welch's unequal-variance
+    t-test, t = Δ / sqrt(s_A²/k_A + s_B²/k_B). The runs' seeds train different networks, so the
+    two samples are independent, not paired, whatever their seed numbers."""
+    d_a, d_b = (np.array([x - y for _, x, y in c.per_seed]) for c in (a, b))
+    if min(len(d_a), len(d_b)) < 2:
+        raise ValueError(f"{a.label}: a shift between runs needs two seeds in each")
+    v_a, v_b = d_a.var(ddof=1) / len(d_a), d_b.var(ddof=1) / len(d_b)
+    diff, se = float(d_b.mean() - d_a.mean()), math.sqrt(v_a + v_b)
+    df = (v_a + v_b) ** 2 / (v_a ** 2 / (len(d_a) - 1) + v_b ** 2 / (len(d_b) - 1))
+    if se == 0:  # every seed of both runs gave the same difference: nothing to test against
+        return Shift(a.label, diff, diff, diff, math.nan, math.nan, 1.0 if diff == 0 else 0.0)
+    t = diff / se
+    half = float(stats.t.ppf(0.975, df)) * se
+    return Shift(a.label, diff, diff - half, diff + half, t, float(df), float(2 * stats.t.sf(abs(t), df)))
+
+
 def mcnemar(label: str, right_a: np.ndarray, right_b: np.ndarray, kind: str = SUPERIOR,
             margin: float = 0.0) -> Comparison:
     """Two trained networks (one seed each) on the same test items: McNemar's exact test on the

@@ -1,11 +1,14 @@
 """The statistics behind the verdicts: paired tests over seeds against hand-computed values, the
 sign test and Wilson interval at zero spread, McNemar on one seed, Holm and the three outcomes."""
 
+import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from abcl.statistics import (TOO_MANY, CONTRADICTED, NOT_SHOWN, NOT_WORSE, SUPPORTED, compare_seeds, holm, mcnemar,
                              summarize, verdict)
@@ -233,3 +236,38 @@ def test_what_an_interval_rules_out_reads_in_points():
         "A and B score the same on every seed at clean"
     above = compare_seeds("s=4 vs s=16, clean", seeds(0.99, 0.98, 0.985), seeds(0.90, 0.91, 0.905))
     assert ruled_out(above).startswith("s=4 is ") and "points above s=16 at clean" in ruled_out(above)
+
+
+def test_a_shift_between_runs_is_welchs_test_on_the_per_seed_differences():
+    from abcl.statistics import shift_between
+    # run A: d = 0.00, 0.02, 0.04 (mean 0.02, var 4e-4); run B: d = 0.05, 0.09 (mean 0.07, var 8e-4)
+    a = compare_seeds("X vs Y", pd.Series([0.90, 0.92, 0.94]), pd.Series([0.90, 0.90, 0.90]))
+    b = compare_seeds("X vs Y", pd.Series([0.95, 0.99], index=[7, 8]), pd.Series([0.90, 0.90], index=[7, 8]))
+    found = shift_between(a, b)
+    # by hand: se² = 4e-4/3 + 8e-4/2 = 5.333e-4; df = se⁴ / ((4e-4/3)²/2 + (8e-4/2)²/1) = 1.6842
+    assert found.diff == pytest.approx(0.05) and found.t == pytest.approx(0.05 / math.sqrt(5.3333e-4), rel=1e-4)
+    assert found.df == pytest.approx(1.6842, rel=1e-4)
+    reference = stats.ttest_ind([0.05, 0.09], [0.0, 0.02, 0.04], equal_var=False)
+    assert found.p == pytest.approx(reference.pvalue) and found.t == pytest.approx(reference.statistic)
+    assert found.low < found.diff < found.high and found.low < 0  # two seeds in B: a wide interval
+    with pytest.raises(ValueError, match="two seeds in each"):
+        shift_between(a, dataclasses.replace(b, per_seed=b.per_seed[:1]))
+
+
+def test_shifts_between_two_runs_read_their_comparisons_csv(tmp_path):
+    from abcl import ABCLError
+    from abcl.runs import shifts_markdown
+    interim = Path(__file__).resolve().parent.parent / "docs" / "runs" / "mnist5k-alexnet-interim"
+    frame = pd.read_csv(interim / "comparisons.csv", dtype={"protocol": str})
+    for name, shift in (("a", 0.0), ("b", 0.05)):
+        (tmp_path / name).mkdir()
+        moved = frame.copy()
+        moved.loc[moved.comparison.str.startswith("ABCL vs CosFace"), "a"] += shift
+        moved.to_csv(tmp_path / name / "comparisons.csv", index=False)
+    table = shifts_markdown(tmp_path / "a", tmp_path / "b", ["ABCL vs CosFace, BIM L∞ ε=0.2", "ABCL vs SCE, FGSM L∞ ε=0.2"])
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]}
+    # the same per-seed spread moved by 5 points: +5.0; the untouched comparison does not move
+    assert rows["ABCL vs CosFace, BIM L∞ ε=0.2"][3].startswith("+5.0 [")
+    assert rows["ABCL vs SCE, FGSM L∞ ε=0.2"][3].startswith("+0.0 [-") and rows["ABCL vs SCE, FGSM L∞ ε=0.2"][5] == "1"
+    with pytest.raises(ABCLError, match="not a comparison of both runs: no such"):
+        shifts_markdown(tmp_path / "a", tmp_path / "b", ["no such"])
