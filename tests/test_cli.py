@@ -77,6 +77,7 @@ MISTAKES = {  # command: (arguments, what its one line must say)
     "specification": (["nope"], "no specification 'nope'; declared: ours, basis-cosface"),
     "specification-curve": (["--file", "{missing}"], "missing.csv: config file not found"),
     "power": (["{run}"], "comparisons.csv: missing; the claims rule writes it"),
+    "shift": (["{run}", "{run}"], "comparisons.csv: missing; a finished run or its snapshot has one"),
     "leaderboard": (["--out-csv", "{out}/l.csv", "--out-md", "{out}/l.md", "SCE={garbage}"],
                     "garbage.csv: not an evaluation CSV"),
 }
