@@ -168,16 +168,18 @@ class Shift:
 def shift_between(a: Comparison, b: Comparison) -> Shift:
     """The same comparison in two runs that differ in one setting (a network, a data size): the
     change of its mean per-seed difference, Δ = mean(d_B) − mean(d_A), with Welch's unequal-variance
-    t-test, t = Δ / sqrt(s_A²/k_A + s_B²/k_B). The runs' seeds train different networks, so the
-    two samples are independent, not paired, whatever their seed numbers."""
+    t-test, t = Δ / sqrt(s_A²/k_A + s_B²/k_B). The runs' seeds are treated as independent samples:
+    a seed number shared by two runs trains unrelated networks when the runs differ in network or
+    data. Both runs attack the same fixed test images, so the interval leaves out the variation
+    that a different choice of test images would add."""
     d_a, d_b = (np.array([x - y for _, x, y in c.per_seed]) for c in (a, b))
     if min(len(d_a), len(d_b)) < 2:
         raise ValueError(f"{a.label}: a shift between runs needs two seeds in each")
     v_a, v_b = d_a.var(ddof=1) / len(d_a), d_b.var(ddof=1) / len(d_b)
     diff, se = float(d_b.mean() - d_a.mean()), math.sqrt(v_a + v_b)
     df = (v_a + v_b) ** 2 / (v_a ** 2 / (len(d_a) - 1) + v_b ** 2 / (len(d_b) - 1))
-    if se == 0:  # every seed of both runs gave the same difference: nothing to test against
-        return Shift(a.label, diff, diff, diff, math.nan, math.nan, 1.0 if diff == 0 else 0.0)
+    if se == 0:  # every seed of both runs gave one difference each: no spread to test against
+        return Shift(a.label, diff, diff, diff, math.nan, math.nan, math.nan)
     t = diff / se
     half = float(stats.t.ppf(0.975, df)) * se
     return Shift(a.label, diff, diff - half, diff + half, t, float(df), float(2 * stats.t.sf(abs(t), df)))

@@ -264,7 +264,8 @@ def test_shifts_between_two_runs_read_their_comparisons_csv(tmp_path):
         moved = frame.copy()
         moved.loc[moved.comparison.str.startswith("ABCL vs CosFace"), "a"] += shift
         moved.to_csv(tmp_path / name / "comparisons.csv", index=False)
-    table = shifts_markdown(tmp_path / "a", tmp_path / "b", ["ABCL vs CosFace, BIM L∞ ε=0.2", "ABCL vs SCE, FGSM L∞ ε=0.2"])
+    table = shifts_markdown(tmp_path / "a", tmp_path / "b",
+                            ["ABCL vs CosFace, BIM L∞ ε=0.2", "ABCL vs SCE, FGSM L∞ ε=0.2"])
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in table.splitlines()[2:]}
     # the same per-seed spread moved by 5 points: +5.0; the untouched comparison does not move
     assert rows["ABCL vs CosFace, BIM L∞ ε=0.2"][3].startswith("+5.0 [")
