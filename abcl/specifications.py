@@ -150,8 +150,9 @@ def missing(spec: dict[str, Any]) -> list[str]:
     def why(name: str) -> str:
         if name not in left or not (snapshot_dir(spec, name) / "comparisons.csv").exists():
             return name
-        if _other_tiers(spec, name):
-            return f"{name} (ran in {', '.join(_other_tiers(spec, name))}: to rerun in the pinned tier)"
+        tiers = _other_tiers(spec, name)
+        if tiers:
+            return f"{name} (ran in {', '.join(tiers)}: to rerun in the pinned tier)"
         return f"{name} (claims {', '.join(map(str, left[name]))} to run)"
     return [why(name) for name in [*spec["specifications"], *spec.get("runs", {})]
             if name in left or (name in spec.get("runs", {})
