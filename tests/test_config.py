@@ -229,10 +229,20 @@ def test_make_alexnet_runs_what_the_claims_read_and_alexnet_adaptive_adds_the_re
     """The 4-hour budget: config/alexnet.yaml alone trains and attacks only what the claims and
     figures read; config/alexnet-adaptive.yaml, laid over it, adds the first seed's adaptive attacks
     and Fig. 1's drawn-only points on three seeds, into the same folder (so it resumes that run)."""
+    import shlex
+    import subprocess
     from abcl.config import resolve_config
     from abcl.plan import experiment_plan, results_dir
-    lean = resolve_config(["config/alexnet.yaml"], {})
-    full = resolve_config(["config/alexnet.yaml", "config/alexnet-adaptive.yaml"], {})
+
+    def configfiles(target):
+        recipe = subprocess.run(["make", "-n", "-o", "setup", target], capture_output=True, text=True,
+                                check=True).stdout
+        words = shlex.split(recipe.split("snakemake", 1)[1])
+        return words[words.index("--configfile") + 1:]
+    assert configfiles("alexnet") == ["config/alexnet.yaml"]
+    assert configfiles("alexnet-adaptive") == ["config/alexnet.yaml", "config/alexnet-adaptive.yaml"]
+    lean = resolve_config(configfiles("alexnet"), {})
+    full = resolve_config(configfiles("alexnet-adaptive"), {})
     assert results_dir(lean) == results_dir(full) == "results/mnist5k-alexnet"
     lean_plan, full_plan = experiment_plan(lean), experiment_plan(full)
     drawn_only = ("HT-SCE+AB 0/64", "HT-SCE+AB 512/0")

@@ -251,6 +251,34 @@ def test_leaderboard_ranks_by_autoattack_with_intervals():
     assert "standard budget" in leaderboard_markdown(leaderboard(evals.assign(steps=100, queries=5000)))
 
 
+def test_without_adaptive_attacks_the_reports_say_what_did_not_run():
+    """A run with FGSM and BIM only (eval.full_seeds: 0, as `make alexnet` and every later stage):
+    masking.csv records the checks that could run, claims.md names the ones that could not, and
+    neither the budget check nor the leaderboard reads as if AutoAttack had run."""
+    from abcl.report import autoattack_budget_check, leaderboard, leaderboard_markdown
+    evals = fake_evals({("cosface", 0, 0, 5, 0): {("clean", "none", 0.0): 0.97, ("fgsm", "linf", 0.2): 0.50,
+                                                  ("bim", "linf", 0.2): 0.30}})
+    gradients = pd.DataFrame([{"config_hash": evals.config_hash.iloc[0], "frac_vanished_gradient": 0.0,
+                               "median_gradient_norm": 0.1}])
+    masking = masking_report(evals, gradients, gap_points=10, max_vanished_fraction=0.05)
+    assert masking.checks.iloc[0] == "vanished input gradients; FGSM beating BIM"
+    assert autoattack_budget_check(evals) == ("not run (no AutoAttack)", False)
+    text = claims_report([], evals, masking)
+    assert ("None of the 1 models shows signs of gradient masking (checked: vanished input gradients, FGSM "
+            "beating BIM; not run, for want of the attacks: CE/DLR disagreement, Square beating every gradient "
+            "attack, adaptive attacks far stronger than FGSM/BIM)") in text
+    assert "AutoAttack's budget check" not in text
+    board = leaderboard_markdown(leaderboard(evals))
+    assert board.startswith("No AutoAttack ran in this run") and "Robust accuracy under AutoAttack" not in board
+    with_adaptive = fake_evals({("cosface", 0, 0, 5, 0): {("clean", "none", 0.0): 0.97, ("bim", "l2", 2.0): 0.70,
+                                                        ("apgd_ce", "l2", 2.0): 0.65, ("apgd_dlr", "l2", 2.0): 0.6,
+                                                        ("square", "l2", 2.0): 0.66}})
+    every = masking_report(with_adaptive, gradients.assign(config_hash=with_adaptive.config_hash.iloc[0]),
+                           gap_points=10, max_vanished_fraction=0.05)
+    assert every.checks.iloc[0] == ("vanished input gradients; CE/DLR disagreement; Square beating every gradient "
+                                    "attack; adaptive attacks far stronger than FGSM/BIM")
+
+
 def scipy_wilson(k, n):
     import scipy.stats
     return scipy.stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
