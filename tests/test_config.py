@@ -237,7 +237,8 @@ def test_make_alexnet_runs_what_the_claims_read_and_alexnet_adaptive_adds_the_re
     def configfiles(target):
         recipe = subprocess.run(["make", "-n", "-o", "setup", target], capture_output=True, text=True,
                                 check=True).stdout
-        words = shlex.split(recipe.split("snakemake", 1)[1])
+        line = next(line for line in recipe.splitlines() if "snakemake" in line)  # not make[1]'s own lines
+        words = shlex.split(line.split("snakemake", 1)[1])
         return words[words.index("--configfile") + 1:]
     assert configfiles("alexnet") == ["config/alexnet.yaml"]
     assert configfiles("alexnet-adaptive") == ["config/alexnet.yaml", "config/alexnet-adaptive.yaml"]
