@@ -181,16 +181,20 @@ SEPARATION_PAIRS = ((COSFACE, SCE), (ABCL, SCE), (ABCL, COSFACE))
 
 
 def separation(scores: pd.DataFrame, knn_correct: dict[tuple[str, str], np.ndarray] | None = None,
-               alpha: float = ALPHA) -> Claim:
+               alpha: float = ALPHA, set_titles: dict[str, str] | None = None) -> Claim:
     """Claim 3: CosFace and ABCL features separate classes better than SCE, ABCL better than
     CosFace, on every set. Pre-specified: the k-NN accuracy in the t-SNE plane (the figure's
     reading), for the three pairs on each set. ``scores`` (separability, labelled by model, with
     a seed column) gives per-seed accuracies; with one seed, ``knn_correct`` ((model, set) -> which
     points k-NN got right, the same points for every model) gives McNemar's test on the points.
-    The silhouette of the 10-dim features is shown, not tested."""
+    The silhouette of the 10-dim features is shown, not tested. ``set_titles`` names the sets in
+    the labels (an adversarial set with its budget: :func:`abcl.embed.adversarial_set_titles`)."""
     text = ("Claim 3 (Fig. 3): CosFace and ABCL features separate classes better than SCE; ABCL shows fewer "
             "overlaps than CosFace, also on the adversarial sets.")
-    scores = scores.assign(seed=scores.seed if "seed" in scores else 0)
+    titles = set_titles or {}
+    scores = scores.assign(seed=scores.seed if "seed" in scores else 0,
+                           set=[titles.get(s, s) for s in scores["set"]])
+    knn_correct = knn_correct and {(model, titles.get(s, s)): found for (model, s), found in knn_correct.items()}
     sets = [s for s in dict.fromkeys(scores["set"])
             if all(((scores.model == m) & (scores["set"] == s)).any() for m in (SCE, COSFACE, ABCL))]
     planned = ("k-NN accuracy (5 neighbours, cross-validated) in each model's t-SNE plane, on "
@@ -275,14 +279,16 @@ def adversarial(evals: pd.DataFrame, correct: Correct, alpha: float = ALPHA) -> 
 def paper_claims(fig1: pd.DataFrame, fig2: pd.DataFrame, table_evals: pd.DataFrame, scores: pd.DataFrame,
                  masking: pd.DataFrame | None, correct: Correct, adversarial_evals: pd.DataFrame | None = None,
                  knn_correct: dict[tuple[str, str], np.ndarray] | None = None, alpha: float = ALPHA,
-                 margin_points: float = MARGIN_POINTS, judge: tuple[int, ...] = (1, 2, 3, 4)) -> list[Claim]:
+                 margin_points: float = MARGIN_POINTS, judge: tuple[int, ...] = (1, 2, 3, 4),
+                 set_titles: dict[str, str] | None = None) -> list[Claim]:
     """Claims 1-4 (and 5 with adversarial evaluations), those of ``judge`` only; ``fig1``,
     ``table_evals`` and ``adversarial_evals`` labelled by model (the plan's names), ``correct`` the
-    models' per-image results for one-seed comparisons. A claim left out needs none of its inputs."""
+    models' per-image results for one-seed comparisons, ``set_titles`` claim 3's set names. A claim
+    left out needs none of its inputs."""
     judge = set(judge)
     found = ([scale(fig2, correct, alpha, margin_points)] if 1 in judge else []) \
         + ([ab_repairs(fig1, correct, alpha)] if 2 in judge else []) \
-        + ([separation(scores, knn_correct, alpha)] if 3 in judge else []) \
+        + ([separation(scores, knn_correct, alpha, set_titles)] if 3 in judge else []) \
         + ([robustness(table_evals, correct, masking, alpha)] if 4 in judge else [])
     if adversarial_evals is not None:
         found.append(adversarial(adversarial_evals, correct, alpha))

@@ -206,6 +206,7 @@ def cmd_fig2(args: argparse.Namespace, config: dict | None) -> None:
 
 
 def cmd_fig3(args: argparse.Namespace, config: dict | None) -> None:
+    from abcl.embed import adversarial_set_titles
     import pandas as pd
 
     from abcl import figures
@@ -217,8 +218,7 @@ def cmd_fig3(args: argparse.Namespace, config: dict | None) -> None:
     every_seed = {name: [read_csv(path, SCORE_COLUMNS, "a separability CSV") for path in paths]
                   for name, paths in parse_named(args.scores or []).items()}
     scores = {name: frames[0] for name, frames in every_seed.items()} or None
-    titles = {"bim_linf": f"BIM L∞ ε={args.bim_linf_eps:g} adversarial test",
-              "fgsm_l2": f"FGSM L2 ε={args.fgsm_l2_eps:g} adversarial test"}
+    titles = adversarial_set_titles(args.bim_linf_eps, args.fgsm_l2_eps)
     seeds = {int(frame.seed.iloc[0]) for frame in (scores or {}).values()}
     if len(seeds) > 1:
         raise ABCLError(f"Fig. 3 shows one seed's networks; the first --scores of each model are of seeds "
@@ -269,6 +269,7 @@ def _knn_correct(pairs: list[str]) -> dict:
 def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
     from abcl import claims
     from abcl.config import comparison_protocol
+    from abcl.embed import adversarial_set_titles
     from abcl.records import atomic_path, read_csv, read_json, write_csv
     from abcl.report import claims_report, data_note
     from abcl.tables import read_csvs, read_named_csvs
@@ -293,7 +294,8 @@ def cmd_claims(args: argparse.Namespace, config: dict | None) -> None:
                                 claims.load_corrects(args.correct),
                                 read_named_csvs(args.adversarial) if args.adversarial else None,
                                 knn_correct=_knn_correct(args.embeddings or []), alpha=args.alpha,
-                                margin_points=args.margin_points, judge=judge)
+                                margin_points=args.margin_points, judge=judge,
+                                set_titles=adversarial_set_titles(args.bim_linf_eps, args.fgsm_l2_eps))
     evals = next(frame for frame in (table, fig1, fig2) if frame is not None)  # names the run's seeds and net
     note = data_note(record["dataset"], record["n_train"], evals.arch.iloc[0])
     text = claims_report(found, evals, masking, note, args.adversarial_note, args.alpha, args.precision_points)
@@ -613,6 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embeddings", nargs="*", metavar="NAME=CSV",
                    help="t-SNE CSVs (per-point k-NN results) of the Fig. 3 models: claim 3 with one seed")
     p.add_argument("--config", nargs="+", metavar="FILE", help="workflow config file(s), merged in order")
+    setting(p, "--bim-linf-eps", "embed.bim_linf_eps", "claim 3's BIM L∞ set's budget, in its labels", type=float)
+    setting(p, "--fgsm-l2-eps", "embed.fgsm_l2_eps", "claim 3's FGSM L2 set's budget, in its labels", type=float)
     setting(p, "--alpha", "claims.alpha", "family-wise error rate of each claim (Holm)", type=float)
     setting(p, "--margin-points", "claims.margin_points", "equivalence margin of a 'not worse' comparison",
             type=float)

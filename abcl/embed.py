@@ -14,6 +14,11 @@ from sklearn.neighbors import KNeighborsClassifier
 from abcl import ABCLError
 
 
+def adversarial_set_titles(bim_linf_eps: float, fgsm_l2_eps: float) -> dict[str, str]:
+    """The adversarial sets' names with their budgets, for Fig. 3's titles and claim 3's labels."""
+    return {"bim_linf": f"BIM L∞ ε={bim_linf_eps:g} adversarial test",
+            "fgsm_l2": f"FGSM L2 ε={fgsm_l2_eps:g} adversarial test"}
+
 
 def load_features(path: str | Path) -> dict[str, np.ndarray]:
     try:

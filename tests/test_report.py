@@ -17,6 +17,7 @@ from abcl.evaluate import evaluate_model, gradient_report
 from abcl.claims import ab_repairs, compare_accuracy, paper_claims, robustness, scale, separation
 from abcl.report import claim_markdown, claims_report, masking_report
 from abcl.data import as_float_images
+from abcl.embed import adversarial_set_titles
 from abcl.train import load_model, train_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,6 +225,20 @@ def test_separation_claim_pairs_points_with_one_seed_and_seeds_otherwise():
         separation(one)
 
 
+def test_claim_3_names_each_adversarial_set_by_its_budget():
+    knn = {"SCE": 0.80, "CosFace": 0.88, "ABCL": 0.95}
+    sets = ("test", "bim_linf", "fgsm_l2")
+    scores = pd.DataFrame([{"model": m, "set": st, "n": 1000, "silhouette": 0.5, "seed": 0, "tsne_knn_accuracy": knn[m]}
+                           for m in knn for st in sets])
+    points = {(m, st): np.arange(1000) < round(1000 * knn[m]) for m in knn for st in sets}
+    found = separation(scores, points, set_titles=adversarial_set_titles(0.15, 2.5))
+    labels = [c.label for c in found.comparisons]
+    assert "CosFace vs SCE, BIM L∞ ε=0.15 adversarial test" in labels
+    assert "ABCL vs CosFace, FGSM L2 ε=2.5 adversarial test" in labels and "ABCL vs SCE, test" in labels
+    assert not any(label.endswith(("bim_linf", "fgsm_l2")) for label in labels)
+    assert "BIM L∞ ε=0.15 adversarial test" in found.planned
+
+
 def test_a_comparison_of_one_seed_is_mcnemar_on_the_same_images():
     one = fake_evals({("sce", 0, 0, 0, 0): {("fgsm", "linf", 0.2): 0.50},
                       ("cosface", 0, 0, 5, 0): {("fgsm", "linf", 0.2): 0.56}}, n=1000)
@@ -268,6 +283,8 @@ def test_without_adaptive_attacks_the_reports_say_what_did_not_run():
             "beating BIM; not run, for want of the attacks: CE/DLR disagreement, Square beating every gradient "
             "attack, adaptive attacks far stronger than FGSM/BIM)") in text
     assert "AutoAttack's budget check" not in text
+    older = claims_report([], evals, masking.drop(columns="checks"))  # a masking.csv written before the column
+    assert "which of them ran is not recorded" in older and "CE/DLR" not in older
     board = leaderboard_markdown(leaderboard(evals))
     assert board.startswith("No AutoAttack ran in this run") and "Robust accuracy under AutoAttack" not in board
     with_adaptive = fake_evals({("cosface", 0, 0, 5, 0): {("clean", "none", 0.0): 0.97, ("bim", "l2", 2.0): 0.70,

@@ -65,6 +65,8 @@ rule claims:
         precision_points=config["claims"]["precision_points"],
         protocol=comparison_protocol(config),
         judge=" ".join(map(str, JUDGED)),
+        bim_linf_eps=config["embed"]["bim_linf_eps"],
+        fgsm_l2_eps=config["embed"]["fgsm_l2_eps"],
         separability=lambda wildcards, input: flag("--separability", input.separability),
         masking=lambda wildcards, input: flag("--masking", input.masking),
     shell:
@@ -73,7 +75,7 @@ rule claims:
         "--correct {input.correct} --dataset-record {input.dataset_record} "
         "--alpha {params.alpha} --margin-points {params.margin_points} "
         "--precision-points {params.precision_points} --comparisons {output.comparisons} "
-        "--protocol {params.protocol} "
+        "--protocol {params.protocol} --bim-linf-eps {params.bim_linf_eps} --fgsm-l2-eps {params.fgsm_l2_eps} "
         "{params.adversarial} --out {output.md} > {log} 2>&1"
 
 
