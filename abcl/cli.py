@@ -206,10 +206,10 @@ def cmd_fig2(args: argparse.Namespace, config: dict | None) -> None:
 
 
 def cmd_fig3(args: argparse.Namespace, config: dict | None) -> None:
-    from abcl.embed import adversarial_set_titles
     import pandas as pd
 
     from abcl import figures
+    from abcl.embed import adversarial_set_titles
     from abcl.records import read_csv, write_csv
     from abcl.tables import parse_named
     # the figure shows each model's first seed; the scores of every seed go to --scores-out
