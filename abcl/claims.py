@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from abcl import ABCLError
-from abcl.config import evaluation_key
+from abcl.config import VARIANT_KEYS, evaluation_key
 from abcl.plan import ABCL, COSFACE, HT_SCE, HT_SCE_AB, SCE
 from abcl.records import read_csv
 from abcl.statistics import (ALPHA, NOT_WORSE, SUPERIOR, Comparison, Verdict, compare_seeds, label_parts, mcnemar,
@@ -68,14 +68,18 @@ def load_corrects(paths: list[str]) -> Correct:
     return found
 
 
-LOSS_SETTINGS = ("loss", "k1", "k2", "s", "m")
+# a reading of the method (abcl.config.VARIANT_KEYS) is named only where a model's record has it,
+# so that runs of one reading keep their settings and two readings never pool
+LOSS_SETTINGS = ("loss", "k1", "k2", "s", "m", *VARIANT_KEYS)
 
 
 def loss_settings(rows: pd.DataFrame) -> str:
-    """What a model's rows say of its loss, e.g. "loss=ht_sce k1=512 k2=64 s=5 m=0" ("" when they
+    """What a model's rows say of its loss, e.g. "loss=ht_sce k1=512 k2=64 s=5 m=0", with
+    " ab_form=linear" where its record names a reading other than the default ("" when they
     carry no loss columns)."""
     found = rows[[c for c in LOSS_SETTINGS if c in rows]].drop_duplicates()
-    return "; ".join(" ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+    return "; ".join(" ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                              if not (k in VARIANT_KEYS and pd.isna(v)))
                      for row in found.to_dict("records"))
 
 

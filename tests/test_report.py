@@ -589,6 +589,21 @@ def test_comparisons_csv_pools_disjoint_seed_sets_of_one_experiment(tmp_path):
         pooled_comparisons([first[first.seed == 0]])
 
 
+def test_comparisons_csv_names_the_reading_of_the_method_so_two_readings_never_pool():
+    from abcl.claims import per_seed_frame, pooled_comparisons
+    evals = table_models(abcl_fgsm=0.75)
+    # eval.csv carries ab_form only for a model trained with a reading other than the default
+    linear = evals.assign(ab_form=np.where(evals.k1 > 0, "linear", None))
+    first = per_seed_frame([robustness(evals[evals.seed < 3], {})], evals, PROTOCOL)
+    second = per_seed_frame([robustness(linear[linear.seed >= 3], {})], linear, PROTOCOL)
+    abcl_vs_sce = second[second.comparison.str.contains("SCE") & ~second.comparison.str.contains("HT-SCE")]
+    assert set(abcl_vs_sce.settings.str.startswith("loss=ht_sce k1=512 k2=64 s=5 m=0 ab_form=linear vs "
+                                                   "loss=sce k1=0 k2=0 s=0 m=0")) == {True}
+    assert "ab_form" not in "".join(first.settings)
+    with pytest.raises(ABCLError, match="the runs compare different settings"):
+        pooled_comparisons([first, second])
+
+
 def test_abcl_power_prints_the_pooled_power_table_and_names_a_missing_file(tmp_path, capsys):
     from abcl.claims import per_seed_frame
     from abcl.cli import main
