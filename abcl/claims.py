@@ -333,8 +333,23 @@ def per_seed_frame(found: list[Claim], table_evals: pd.DataFrame, protocol: str)
 
 
 def read_comparisons(path: str | Path) -> pd.DataFrame:
-    """A comparisons.csv, or one line naming what is wrong with it; its protocol read as text."""
-    return read_csv(path, COMPARISON_COLUMNS, "a comparisons CSV (comparisons.csv)", text_columns=("protocol",))
+    """A comparisons.csv, or one line naming what is wrong with it; its protocol read as text, and
+    claim 3's sets named with their budgets (:func:`budgeted_set_names`)."""
+    frame = read_csv(path, COMPARISON_COLUMNS, "a comparisons CSV (comparisons.csv)", text_columns=("protocol",))
+    return frame.assign(comparison=budgeted_set_names(frame.comparison))
+
+
+def budgeted_set_names(labels: pd.Series) -> pd.Series:
+    """Claim 3's labels as comparisons.csv wrote them before its sets carried their budgets
+    ("ABCL vs SCE, bim_linf") renamed as they are written now ("ABCL vs SCE, BIM L∞ ε=0.2
+    adversarial test"), so that `abcl shift` and `abcl pool` pair a snapshot of either age. Those
+    runs used the schema's budgets: no config ever set others, and their protocol hashes
+    (:func:`abcl.config.comparison_protocol`, which holds the budgets) equal their configs'."""
+    from abcl.config import setting
+    from abcl.embed import adversarial_set_titles
+    titles = adversarial_set_titles(setting(None, "embed.bim_linf_eps"), setting(None, "embed.fgsm_l2_eps"))
+    legacy = {f", {name}": f", {title}" for name, title in titles.items()}
+    return labels.replace({rf"{old}$": new for old, new in legacy.items()}, regex=True)
 
 
 def pooled_comparisons(frames: list[pd.DataFrame]) -> dict[str, list[Comparison]]:

@@ -17,6 +17,14 @@ INTERIM = Path(__file__).parents[1] / "docs" / "runs" / "mnist5k-alexnet-interim
 COMPARISON_ROW = re.compile(r"^\| (?:ABCL|CosFace|s=4) vs .*$", re.M)
 
 
+def _cells(claims_md: str) -> list[list[str]]:
+    """claims.md's comparison rows, cell by cell, claim 3's sets named with their budgets."""
+    from abcl.embed import adversarial_set_titles
+    titles = adversarial_set_titles(0.2, 2.0)
+    claims_md = re.sub(r"\b(bim_linf|fgsm_l2)\b", lambda m: titles[m.group(1)], claims_md)
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in COMPARISON_ROW.findall(claims_md)]
+
+
 def _stages(tmp_path: Path, seeds: list[list[int]]) -> list[Path]:
     """The committed interim snapshot cut into stages by seed: each stage's comparisons.csv its
     seeds' rows, its claims.md and table.csv saying it ran those seeds (table.csv keeps the
@@ -58,7 +66,8 @@ def test_pooled_stages_reach_the_verdicts_of_one_run(tmp_path):
     pool_stages(stages, out)
     pooled, whole = (out / "claims.md").read_text(), (INTERIM / "claims.md").read_text()
     # every comparison, with its difference, interval, test and reading, as the four-seed run gave it
-    assert COMPARISON_ROW.findall(pooled) == COMPARISON_ROW.findall(whole) != []
+    # (the interim was judged before claim 3's sets carried budgets: the pool names them as now)
+    assert _cells(pooled) == _cells(whole) != []
     assert re.findall(r"\*\*Verdict: (\w[\w ]*)", pooled) == re.findall(r"\*\*Verdict: (\w[\w ]*)", whole)
     assert claim_texts(pooled) == claim_texts(whole)
     assert "4 seeds in all (100, 101, 103, 104): `stage0` (seeds 100, 101: " in pooled and "`stage2` (seeds 104: " in pooled
@@ -112,3 +121,18 @@ def test_pool_refuses_what_is_not_one_run(tmp_path):
         pool_stages([first, second], tmp_path / "out")
     with pytest.raises(ABCLError, match="two or more stages"):
         pool_stages([first], tmp_path / "out")
+
+
+def test_claim_3_labels_written_before_they_carried_budgets_pair_with_todays():
+    from abcl.claims import budgeted_set_names, read_comparisons
+    old = pd.Series(["ABCL vs SCE, bim_linf", "CosFace vs SCE, fgsm_l2", "ABCL vs SCE, BIM L∞ ε=0.2", "ABCL vs SCE, test"])
+    assert list(budgeted_set_names(old)) == ["ABCL vs SCE, BIM L∞ ε=0.2 adversarial test",
+                                             "CosFace vs SCE, FGSM L2 ε=2 adversarial test",
+                                             "ABCL vs SCE, BIM L∞ ε=0.2", "ABCL vs SCE, test"]
+    # the AlexNet-style snapshots were judged before the rename, the default's after: every
+    # comparison pairs, and the older ones' protocol (which holds the budgets) is the default's
+    runs = Path(__file__).parents[1] / "docs" / "runs"
+    before, after = (read_comparisons(runs / name / "comparisons.csv") for name in ("mnist5k-alexnet", "mnist5k"))
+    assert "ABCL vs SCE, bim_linf" in set(pd.read_csv(runs / "mnist5k-alexnet" / "comparisons.csv").comparison)
+    assert set(before.comparison) == set(after.comparison)
+    assert set(before.protocol) == set(after.protocol)
