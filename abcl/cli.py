@@ -663,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "For each comparison two finished runs (or snapshots) both made, e.g. the small net's and the "
                 "AlexNet-style net's ABCL vs CosFace: the change of its mean per-seed difference from run A to run B, "
                 "its 95% CI and Welch's t-test (the runs' seeds taken as independent networks), with Holm's adjustment "
-                "over the comparisons shown. docs/evaluation.md's \"What flips the order\" comes from it.")
+                "over the comparisons shown. docs/evaluation.md's \"What moves the order\" comes from it.")
     p.add_argument("run_a", help="a results/<dataset>[-<tag>] folder or docs/runs/ snapshot with comparisons.csv")
     p.add_argument("run_b", help="the other run")
     p.add_argument("--comparisons", nargs="+", metavar="LABEL",
