@@ -14,7 +14,7 @@ import pandas as pd
 
 from abcl import ABCLError, claims
 from abcl.claims import _pct
-from abcl.plan import ABCL, COSFACE, SCE
+from abcl.plan import ABCL, COSFACE, HT_SCE, SCE
 from abcl.report import NETWORKS, PRECISION_POINTS, against_text, evidence_text
 from abcl.statistics import ALPHA, Comparison, Verdict, holm, shift_between, verdict
 from abcl.tables import compact_markdown, markdown, percent
@@ -204,7 +204,7 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
         # an AutoAttack label carries its budget: "AutoAttack L∞ ε=0.2 (10 it., 500 q.)"
         summary = table.evaluation.isin(SUMMARY_EVALUATIONS) | table.evaluation.str.startswith(
             tuple(f"{e} (" for e in SUMMARY_EVALUATIONS))
-        table = table[table.model.isin([SCE, COSFACE, ABCL]) & summary]
+        table = table[table.model.isin([SCE, COSFACE, HT_SCE, ABCL]) & summary]  # HT-SCE: claim 2 compares it
         shown += list(table.evaluation)
         for model, group in table.groupby("model", sort=False):
             row = {"run": column.split(": ", 1)[1], "model": model}
@@ -224,7 +224,7 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
             + "Where each claim stands, by network, training images and seeds:\n\n"
             + _where_claims_stand(verdicts, columns)
             + ("\nWhat goes against each claim:\n\n" + against if against else "")
-            + "\nAccuracy (%), mean over seeds (`table.csv`):\n\n" + compact_markdown(accuracy))
+            + "\nAccuracy (%), mean over seeds (`table.csv`; HT-SCE at k1 = k2 = 0):\n\n" + compact_markdown(accuracy))
 
 
 # ---------------------------------------------------------------- the stages of one run, pooled

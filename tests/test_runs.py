@@ -77,6 +77,9 @@ def test_pooled_stages_reach_the_verdicts_of_one_run(tmp_path):
     # README's block reads it like a run, and checks claims.md against comparisons.csv
     block = configurations_markdown([out])
     assert "NOT SHOWN (4 for, 0 against, 4 open)" in block
+    # the accuracy table shows every model a claim compares, HT-SCE (claim 2's) among them
+    shown = re.findall(r"^\| AlexNet-style net · 4,000 images · 4 seeds \| ([\w-]+) \|", block, re.M)
+    assert shown == ["SCE", "CosFace", "HT-SCE", "ABCL"]
 
 
 def test_pooled_table_of_seeds_that_all_score_alike_keeps_the_images_interval():
