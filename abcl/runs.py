@@ -209,8 +209,8 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
         for model, group in table.groupby("model", sort=False):
             row = {"run": column.split(": ", 1)[1], "model": model}
             most = group.seeds.max()
-            row.update({e: _pct(v) + (f" ({k} seed{'s' * (k > 1)})" if k < most else "")
-                        for e, v, k in zip(group.evaluation, group["mean"], group.seeds)})
+            row.update({e: _pct(v) + (f" ({k} seed{'s' * (k > 1)}, {n:,} images)" if k < most else "")
+                        for e, v, k, n in zip(group.evaluation, group["mean"], group.seeds, group.n_images)})
             numbers.append(row)
     claims_table = pd.DataFrame([{"claim": claim, **by_column} for claim, by_column in {**verdicts, **facts}.items()],
                                 columns=["claim", *columns]).fillna("not run")

@@ -387,9 +387,11 @@ def fake_run(folder, dataset, n_train, verdicts, abcl_fgsm, arch="small"):
     (folder / "data" / f"{dataset}.json").write_text(json.dumps({"dataset": dataset, "n_train": n_train}))
     (folder / "claims.md").write_text("# Do our runs reproduce the paper's claims?\n\n" + "\n".join(
         f"## Claim {i} (x): words.\n\n**Verdict: {v}**\n\n| table |\n" for i, v in enumerate(verdicts, 1)))
-    rows = [(m, e, acc / 100, seeds) for m, acc in (("SCE", 40.0), ("CosFace", 60.0), ("ABCL", abcl_fgsm))
-            for e, seeds in (("clean", 3), ("FGSM L∞ ε=0.2", 3), ("AutoAttack L∞ ε=0.2 (10 it., 500 q.)", 1))]
-    pd.DataFrame(rows, columns=["model", "evaluation", "mean", "seeds"]).to_csv(folder / "table.csv", index=False)
+    rows = [(m, e, acc / 100, seeds, images) for m, acc in (("SCE", 40.0), ("CosFace", 60.0), ("ABCL", abcl_fgsm))
+            for e, seeds, images in (("clean", 3, 400), ("FGSM L∞ ε=0.2", 3, 400),
+                                     ("AutoAttack L∞ ε=0.2 (10 it., 500 q.)", 1, 200))]
+    pd.DataFrame(rows, columns=["model", "evaluation", "mean", "seeds", "n_images"]).to_csv(folder / "table.csv",
+                                                                                           index=False)
 
 
 def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
@@ -436,7 +438,8 @@ def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
     assert any(line.startswith("| small net · 60,000 images · 3 seeds | ABCL ") and "| 71.5 " in line
                for line in lines)
     assert "AutoAttack L∞ ε=0.2 (10 it., 500 q.)" in next(line for line in lines if line.startswith("| run "))
-    assert "71.5 (1 seed)" in block  # a column with fewer seeds than the model's others says so
+    # a column with fewer seeds than the model's others says so, and on how many test images
+    assert "71.5 (1 seed, 200 images)" in block
     (tmp_path / "mnist5k" / "comparisons.csv").unlink()
     with pytest.raises(ABCLError, match="no comparisons.csv"):
         configurations_markdown([tmp_path / "mnist5k"])
