@@ -141,8 +141,8 @@ def run_header(folder: Path, arch: str, n_train: int, seeds: int) -> str:
 
 
 def _where_claims_stand(verdicts: dict[str, dict[str, str]], columns: list[str]) -> str:
-    """Per claim, on which runs (network, images, seeds) it fails, holds or stays open, in words;
-    claims that every run judges alike share a line."""
+    """Per claim, on which runs (network, images, seeds) it fails, holds or stays open, in words
+    ("on all 3 runs" where every run says the same); claims that every run judges alike share a line."""
     said_by_claim = {}
     for claim, by_column in verdicts.items():
         if not claim[0].isdigit():
@@ -153,6 +153,8 @@ def _where_claims_stand(verdicts: dict[str, dict[str, str]], columns: list[str])
             if word != "not run":
                 said.setdefault(word, []).append(column.split(": ", 1)[-1])
         parts = [f"{word} on the {' and on the '.join(runs)}" for word, runs in said.items()]
+        if len(columns) > 1 and [len(runs) for runs in said.values()] == [len(columns)]:  # one word for all
+            parts = [f"{next(iter(said))} on {'both' if len(columns) == 2 else f'all {len(columns)}'} runs"]
         said_by_claim.setdefault("; ".join(parts) if parts else "not run", []).append(claim.split(" ", 1)[0])
     return "".join(f"- Claim{'s' * (len(numbers) > 1)} {_numbers_text(numbers)}: {words}.\n"
                    for words, numbers in said_by_claim.items())

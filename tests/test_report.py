@@ -435,6 +435,7 @@ def test_configurations_side_by_side_come_from_each_runs_files(tmp_path):
             "60,000 images · 3 seeds.") in lines
     assert "- Claim 1: NOT SHOWN on the small net · 4,000 images · 3 seeds; SUPPORTED on the small net · " \
            "60,000 images · 3 seeds." in lines
+    assert "- Claim 2: NOT SHOWN on both runs." in lines  # one verdict on every run: said once
     assert any(line.startswith("| small net · 60,000 images · 3 seeds | ABCL ") and "| 71.5 " in line
                for line in lines)
     assert "AutoAttack L∞ ε=0.2 (10 it., 500 q.)" in next(line for line in lines if line.startswith("| run "))

@@ -132,10 +132,27 @@ def test_claim_3_labels_written_before_they_carried_budgets_pair_with_todays():
     assert list(budgeted_set_names(old)) == ["ABCL vs SCE, BIM L∞ ε=0.2 adversarial test",
                                              "CosFace vs SCE, FGSM L2 ε=2 adversarial test",
                                              "ABCL vs SCE, BIM L∞ ε=0.2", "ABCL vs SCE, test"]
-    # the AlexNet-style snapshots were judged before the rename, the default's after: every
+    # the AlexNet-style stages were judged before the rename, the default's after: every
     # comparison pairs, and the older ones' protocol (which holds the budgets) is the default's
     runs = Path(__file__).parents[1] / "docs" / "runs"
-    before, after = (read_comparisons(runs / name / "comparisons.csv") for name in ("mnist5k-alexnet", "mnist5k"))
-    assert "ABCL vs SCE, bim_linf" in set(pd.read_csv(runs / "mnist5k-alexnet" / "comparisons.csv").comparison)
+    stage = "mnist5k-alexnet-seeds107-108-109"
+    before, after = (read_comparisons(runs / name / "comparisons.csv") for name in (stage, "mnist5k"))
+    assert "ABCL vs SCE, bim_linf" in set(pd.read_csv(runs / stage / "comparisons.csv").comparison)
     assert set(before.comparison) == set(after.comparison)
     assert set(before.protocol) == set(after.protocol)
+
+
+@pytest.mark.parametrize("stages, out_name", [("ALEXNET_STAGES", "mnist5k-alexnet"),
+                                               ("CPU_FULL_STAGES", "mnist-cpu-full")])
+def test_committed_pools_are_their_committed_stages_pooled_again(tmp_path, stages, out_name):
+    """docs/runs/ holds each long run's stages and their pool (README's columns): pooling the
+    stages again with today's code gives the committed pool file for file, so a pooled verdict
+    can be neither typed nor left behind by a change to the statistics."""
+    root = Path(__file__).parents[1]
+    line = re.search(rf"^{stages} = (.+)$", (root / "Makefile").read_text(), re.M).group(1)
+    pool_stages([root / "docs" / "runs" / name for name in line.split()], tmp_path / out_name)
+    committed = root / "docs" / "runs" / out_name
+    names = sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(tmp_path / out_name) for p in (tmp_path / out_name).rglob("*") if p.is_file())
+    for name in names:
+        assert (tmp_path / out_name / name).read_bytes() == (committed / name).read_bytes(), name
