@@ -411,8 +411,11 @@ def pool_stages(stages: list[Path], out: Path, alpha: float = ALPHA,
             pd.concat(parts_of, ignore_index=True).to_csv(out / name, index=False)
             written.append(name)
     ran = [s for s in stages if (s / "leaderboard.md").exists()]
-    if ran:
-        shutil.copyfile(ran[0] / "leaderboard.md", out / "leaderboard.md")
+    if ran:  # AutoAttack runs on a run's first seeds, so in one stage: its leaderboard, said to be its
+        seeds = " ".join(map(str, seeds_of[stages.index(ran[0])]))
+        (out / "leaderboard.md").write_text(
+            f"From the stage `{ran[0].name}` alone (seeds {seeds}; AutoAttack ran there), clean accuracy "
+            "over its seeds too; table.md gives every seed's.\n\n" + (ran[0] / "leaderboard.md").read_text())
         written.append("leaderboard.md")
     jobs = [pd.read_csv(s / JOBS_FILE).assign(stage=s.name) for s in stages]
     pd.concat(jobs, ignore_index=True).to_csv(out / JOBS_FILE, index=False)

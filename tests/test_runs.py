@@ -74,6 +74,10 @@ def test_pooled_stages_reach_the_verdicts_of_one_run(tmp_path):
     assert "**Network:** the AlexNet-style net" in pooled
     assert list(pd.read_csv(out / "stages.csv").seeds) == ["100 101", "103", "104"]
     assert pd.read_csv(out / "table.csv").seeds.max() == 4
+    # AutoAttack ran in one stage: the pool's leaderboard is that stage's, and says so
+    assert (out / "leaderboard.md").read_text() == ("From the stage `stage0` alone (seeds 100 101; AutoAttack ran "
+                                                    "there), clean accuracy over its seeds too; table.md gives every "
+                                                    "seed's.\n\n" + (INTERIM / "leaderboard.md").read_text())
     # README's block reads it like a run, and checks claims.md against comparisons.csv
     block = configurations_markdown([out])
     assert "NOT SHOWN (4 for, 0 against, 4 open)" in block
