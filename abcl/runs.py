@@ -222,7 +222,7 @@ def configurations_markdown(results_dirs: list[Path]) -> str:
                       for claim, runs in sorted(failing.items()))
     return (compact_markdown(claims_table)
             + "\nEach verdict counts its comparisons (`claims.md`): for the claim, against it (Holm-adjusted), open. "
-              "One against makes a claim CONTRADICTED, whatever the others read.\n\n"
+              "One against makes a claim CONTRADICTED, whatever the others read; SUPPORTED needs all for.\n\n"
             + "Where each claim stands, by network, training images and seeds:\n\n"
             + _where_claims_stand(verdicts, columns)
             + ("\nWhat goes against each claim:\n\n" + against if against else "")
