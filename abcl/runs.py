@@ -152,12 +152,17 @@ def _where_claims_stand(verdicts: dict[str, dict[str, str]], columns: list[str])
             word = by_column.get(column, "not run").split(" (")[0]
             if word != "not run":
                 said.setdefault(word, []).append(column.split(": ", 1)[-1])
-        parts = [f"{word} on the {' and on the '.join(runs)}" for word, runs in said.items()]
-        if len(columns) > 1 and [len(runs) for runs in said.values()] == [len(columns)]:  # one word for all
-            parts = [f"{next(iter(said))} on {'both' if len(columns) == 2 else f'all {len(columns)}'} runs"]
+        parts = [f"{word} on {_runs_text(runs, len(columns))}" for word, runs in said.items()]
         said_by_claim.setdefault("; ".join(parts) if parts else "not run", []).append(claim.split(" ", 1)[0])
     return "".join(f"- Claim{'s' * (len(numbers) > 1)} {_numbers_text(numbers)}: {words}.\n"
                    for words, numbers in said_by_claim.items())
+
+
+def _runs_text(runs: list[str], n_columns: int) -> str:
+    """The runs a verdict holds on, or "both runs" / "all 3 runs" where it holds on every one."""
+    if len(runs) == n_columns > 1:
+        return "both runs" if n_columns == 2 else f"all {n_columns} runs"
+    return "the " + " and on the ".join(runs)
 
 
 def _numbers_text(numbers: list[str]) -> str:

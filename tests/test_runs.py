@@ -156,7 +156,11 @@ def test_committed_pools_are_their_committed_stages_pooled_again(tmp_path, stage
     line = re.search(rf"^{stages} = (.+)$", (root / "Makefile").read_text(), re.M).group(1)
     pool_stages([root / "docs" / "runs" / name for name in line.split()], tmp_path / out_name)
     committed = root / "docs" / "runs" / out_name
-    names = sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
-    assert names == sorted(p.relative_to(tmp_path / out_name) for p in (tmp_path / out_name).rglob("*") if p.is_file())
+
+    def files(folder):
+        return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+
+    names = files(committed)
+    assert names == files(tmp_path / out_name)
     for name in names:
         assert (tmp_path / out_name / name).read_bytes() == (committed / name).read_bytes(), name
